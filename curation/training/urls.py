@@ -1,0 +1,6 @@
+from django.urls import path
+
+from curation.training import views
+
+app_name = "training"
+urlpatterns: list = []
