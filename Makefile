@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_PRODUCTS ?= 240
 PORT ?= 8000
+# make run: random-init weights unless ML_WEIGHTS is set (ImageNet weights may not be downloadable).
+ML_WEIGHTS ?= none
+export ML_WEIGHTS
 
 .PHONY: venv run test test-fast migrate demo worker beat lint bench clean
 

@@ -18,7 +18,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    # An empty variable counts as unset, as docker-compose's `${VAR:-}` produces them.
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -279,9 +281,28 @@ CROWD_DAILY_CAP = env_int("CROWD_DAILY_CAP", 2000)
 CROWD_MIN_SECONDS_PER_DECISION = env_float("CROWD_MIN_SECONDS_PER_DECISION", 1.0)
 FLAG_MIN_CONFIDENCE = env_float("FLAG_MIN_CONFIDENCE", 0.6)
 FLAG_REFLAG_MIN_CONFIDENCE = env_float("FLAG_REFLAG_MIN_CONFIDENCE", 0.95)
+# Sample weight of products whose category (or colour) a merchandiser confirmed or fixed in review:
+# their labels are known right, so the next model run fits them harder than unreviewed ones.
+REVIEW_VERIFIED_SAMPLE_WEIGHT = env_float("REVIEW_VERIFIED_SAMPLE_WEIGHT", 3.0)
+# Flags the review page loads at once (most confident first); the rest come after the next reload.
+REVIEW_PAGE_FLAGS = env_int("REVIEW_PAGE_FLAGS", 200)
 RETRAIN_MIN_NEW_LABELS = env_int("RETRAIN_MIN_NEW_LABELS", 200)
 RETRAIN_LOCK_STALE_SECONDS = env_int("RETRAIN_LOCK_STALE_SECONDS", 900)
 MODEL_RELOAD_CHECK_SECONDS = env_float("MODEL_RELOAD_CHECK_SECONDS", 2.0)
+
+# --- Discovery (similar items, replacements, complete-the-look, search by photo) ----------------
+# Similar-item searches ask the index for this many times k and filter rows (in stock) afterwards;
+# only when too few survive do they pass the admitted ids to the index.
+DISCOVERY_OVERFETCH = env_int("DISCOVERY_OVERFETCH", 4)
+# Category level that defines an outfit slot (0 root, 1 e.g. "Apparel > Topwear").
+DISCOVERY_SLOT_LEVEL = env_int("DISCOVERY_SLOT_LEVEL", 1)
+# Complete-the-look scores only a shortlist per slot: this many visual neighbours + popular items.
+DISCOVERY_SHORTLIST_NEAREST = env_int("DISCOVERY_SHORTLIST_NEAREST", 40)
+DISCOVERY_SHORTLIST_POPULAR = env_int("DISCOVERY_SHORTLIST_POPULAR", 20)
+# The outfit scorer picks each slot's item among this many best pair-scored candidates.
+DISCOVERY_OUTFIT_POOL = env_int("DISCOVERY_OUTFIT_POOL", 6)
+# Largest k a client may ask for on the similar-items and photo-search endpoints.
+DISCOVERY_MAX_RESULTS = env_int("DISCOVERY_MAX_RESULTS", 50)
 
 LOGGING = {
     "version": 1,

@@ -19,3 +19,11 @@ def test_home_requires_login(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_random_weights_show_a_visible_warning(role_client, settings):
+    settings.ML_WEIGHTS = "none"
+    assert "randomly initialised ResNet-50 weights" in role_client("stylist").get("/").content.decode()
+    settings.ML_WEIGHTS = "imagenet"
+    assert "randomly initialised" not in role_client("crowd").get("/").content.decode()
