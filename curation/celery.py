@@ -18,3 +18,9 @@ def ensure_broker_dirs() -> None:
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         for key in ("data_folder_in", "processed_folder"):
             os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key], exist_ok=True)
+
+
+@app.on_after_configure.connect
+def _create_broker_dirs(sender, **kwargs) -> None:
+    # Every process that publishes or consumes configures the app first, so a fresh var/ works.
+    ensure_broker_dirs()
