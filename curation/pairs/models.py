@@ -36,6 +36,9 @@ class CandidatePair(models.Model):
     # Reservation: the queue hands a pair to one person until reserved_until.
     reserved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reserved_until = models.DateTimeField(null=True, blank=True)
+    # When the holder got it: a person may hold a current pair and a prefetched one; the older is
+    # shown first. Extending a reservation moves reserved_until, never this.
+    reserved_at = models.DateTimeField(null=True, blank=True)
     # Crowd: valid (non-suspended) votes so far; the crowd queue prefers pairs closer to done.
     crowd_votes = models.PositiveSmallIntegerField(default=0)
     # A pair a stylist decided can be mixed into the crowd queue as a hidden gold question.
