@@ -55,6 +55,13 @@ class CandidatePair(models.Model):
             # The queue's hot path: open pairs of one audience by priority.
             models.Index(fields=["audience", "state", "-priority", "id"], name="pair_queue_idx"),
             models.Index(fields=["reserved_by", "reserved_until"], name="pair_reservation_idx"),
+            # The crowd queue prefers open crowd pairs closest to done; without this partial
+            # index every request scans all open crowd pairs.
+            models.Index(
+                fields=["-crowd_votes", "-priority", "id"],
+                condition=Q(audience="crowd", state="open"),
+                name="pair_crowd_queue_idx",
+            ),
         ]
 
     def __str__(self) -> str:
