@@ -234,6 +234,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -247,6 +248,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "curation.training.tasks.embed_*": {"queue": env_str("CELERY_EMBED_QUEUE", "default")},
     "curation.training.tasks.train_*": {"queue": env_str("CELERY_TRAIN_QUEUE", "default")},
+    "curation.discovery.tasks.embed_*": {"queue": env_str("CELERY_EMBED_QUEUE", "default")},
 }
 CELERY_BEAT_SCHEDULE = {
     "retrain-when-enough-new-labels": {
@@ -269,6 +271,10 @@ ML_INDEX_PCA_DIM = env_int("ML_INDEX_PCA_DIM", 256)
 
 # --- Curation workflow --------------------------------------------------------------------------
 PAIR_RESERVATION_SECONDS = env_int("PAIR_RESERVATION_SECONDS", 300)
+# How far back a labeler may undo their own decisions (one at a time, newest first).
+PAIR_UNDO_SECONDS = env_int("PAIR_UNDO_SECONDS", 900)
+# Visual neighbours looked up per item of a known positive pair ("similar to observed" candidates).
+CANDIDATE_NEIGHBOURS = env_int("CANDIDATE_NEIGHBOURS", 10)
 # Share of new candidates per source: similar-to-observed, uncertain, exploration.
 CANDIDATE_MIX = env_str("CANDIDATE_MIX", "similar=0.5,uncertain=0.35,exploration=0.15")
 CANDIDATE_BATCH = env_int("CANDIDATE_BATCH", 500)
@@ -279,6 +285,9 @@ CROWD_MIN_GOLD_ACCURACY = env_float("CROWD_MIN_GOLD_ACCURACY", 0.7)
 CROWD_ESCALATE_BELOW = env_float("CROWD_ESCALATE_BELOW", 0.7)
 CROWD_DAILY_CAP = env_int("CROWD_DAILY_CAP", 2000)
 CROWD_MIN_SECONDS_PER_DECISION = env_float("CROWD_MIN_SECONDS_PER_DECISION", 1.0)
+# When a crowd pair gets its last vote, aggregation (a Dawid-Skene refit over every valid vote)
+# runs this many seconds later, once for the whole burst of pairs completed meanwhile.
+CROWD_AGGREGATE_DELAY_SECONDS = env_int("CROWD_AGGREGATE_DELAY_SECONDS", 60)
 FLAG_MIN_CONFIDENCE = env_float("FLAG_MIN_CONFIDENCE", 0.6)
 FLAG_REFLAG_MIN_CONFIDENCE = env_float("FLAG_REFLAG_MIN_CONFIDENCE", 0.95)
 # Sample weight of products whose category (or colour) a merchandiser confirmed or fixed in review:
@@ -289,11 +298,23 @@ REVIEW_PAGE_FLAGS = env_int("REVIEW_PAGE_FLAGS", 200)
 RETRAIN_MIN_NEW_LABELS = env_int("RETRAIN_MIN_NEW_LABELS", 200)
 RETRAIN_LOCK_STALE_SECONDS = env_int("RETRAIN_LOCK_STALE_SECONDS", 900)
 MODEL_RELOAD_CHECK_SECONDS = env_float("MODEL_RELOAD_CHECK_SECONDS", 2.0)
+# Retraining pipeline (curation/training): the held-out slice (by product model, stable across
+# runs) that decides whether a new model is "not worse", the validation slice for model selection,
+# epochs, neighbour-pair augmentation (0 = off) and how much worse a metric may be and still count
+# as not worse.
+TRAIN_HOLDOUT_PERCENT = env_int("TRAIN_HOLDOUT_PERCENT", 15)
+TRAIN_VAL_PERCENT = env_int("TRAIN_VAL_PERCENT", 15)
+TRAIN_CATEGORY_EPOCHS = env_int("TRAIN_CATEGORY_EPOCHS", 30)
+TRAIN_CATEGORY_MIN_STEPS = env_int("TRAIN_CATEGORY_MIN_STEPS", 300)
+TRAIN_SIAMESE_EPOCHS = env_int("TRAIN_SIAMESE_EPOCHS", 10)
+TRAIN_OUTFIT_EPOCHS = env_int("TRAIN_OUTFIT_EPOCHS", 20)
+TRAIN_NEIGHBOUR_PAIRS_K = env_int("TRAIN_NEIGHBOUR_PAIRS_K", 0)
+TRAIN_NOT_WORSE_TOLERANCE = env_float("TRAIN_NOT_WORSE_TOLERANCE", 0.005)
 
 # --- Discovery (similar items, replacements, complete-the-look, search by photo) ----------------
 # Similar-item searches ask the index for this many times k and filter rows (in stock) afterwards;
 # only when too few survive do they pass the admitted ids to the index.
-DISCOVERY_OVERFETCH = env_int("DISCOVERY_OVERFETCH", 4)
+DISCOVERY_OVERFETCH = env_int("DISCOVERY_OVERFETCH", 2)
 # Category level that defines an outfit slot (0 root, 1 e.g. "Apparel > Topwear").
 DISCOVERY_SLOT_LEVEL = env_int("DISCOVERY_SLOT_LEVEL", 1)
 # Complete-the-look scores only a shortlist per slot: this many visual neighbours + popular items.

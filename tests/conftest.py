@@ -5,18 +5,9 @@ Tests never touch ../shared (a fresh clone has none); they generate tiny images 
 
 from __future__ import annotations
 
-import os
+import pytest
 
-# Small, fast ML defaults for the suite; read by curation/settings.py at import time.
-os.environ.setdefault("ML_WEIGHTS", "none")
-os.environ.setdefault("ML_IMAGE_SIZE", "64")
-os.environ.setdefault("ML_DEVICE", "cpu")
-os.environ.setdefault("ML_LOADER_WORKERS", "0")
-os.environ.setdefault("ML_BATCH_SIZE", "16")
-
-import pytest  # noqa: E402
-
-from tests.factories import make_image_bytes, make_product, write_image  # noqa: E402,F401
+from tests.factories import make_image_bytes, make_product, write_image  # noqa: F401  (re-exported for tests)
 
 
 def pytest_collection_modifyitems(config, items):
