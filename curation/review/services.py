@@ -1,0 +1,246 @@
+"""Catalog-error flags: raising them after a model run, and the merchandiser's decisions.
+
+Every write of the review domain happens here. A decision changes the product, writes the audit
+row (catalog.CategoryChange or catalog.AttributeChange) and closes the flag in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from curation.catalog.models import Category, Product
+from curation.review.models import CatalogFlag
+
+Kind = CatalogFlag.Kind
+State = CatalogFlag.State
+DECIDED_STATES = (State.FIXED, State.RECATEGORISED, State.KEPT)
+
+ACCEPT = "accept"
+KEEP = "keep"
+CHOOSE = "choose"
+ACTIONS = (ACCEPT, KEEP, CHOOSE)
+TOP_K = 3
+
+
+class ReviewError(ValueError):
+    """A decision or a refresh that cannot be applied; the message says why."""
+
+
+class FlagConflict(ReviewError):
+    """The flag is no longer open, or the product changed since the flag was raised."""
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    created: int
+    superseded: int
+    skipped_confirmed: int
+    compared: int
+
+
+# --- Raising flags ------------------------------------------------------------------------------
+
+
+def _product_value(product: Product, kind: str) -> str:
+    return product.category.path if kind == Kind.CATEGORY else product.colour
+
+
+def _class_values_as_text(*, kind: str, class_values: Sequence) -> list[str]:
+    """Category classes may come as Category ids or paths; flags store paths (what people read)."""
+    values = list(class_values)
+    if kind != Kind.CATEGORY:
+        return [str(v) for v in values]
+    ids = [v for v in values if isinstance(v, (int, np.integer))]
+    paths_by_id = dict(Category.objects.filter(id__in=ids).values_list("id", "path")) if ids else {}
+    known_paths = set(Category.objects.filter(path__in=[v for v in values if isinstance(v, str)]).values_list("path", flat=True))
+    text: list[str] = []
+    for i, value in enumerate(values):
+        if isinstance(value, (int, np.integer)):
+            if int(value) not in paths_by_id:
+                raise ReviewError(f"class_values[{i}]: no category with id {int(value)}")
+            text.append(paths_by_id[int(value)])
+        elif isinstance(value, str):
+            if value not in known_paths:
+                raise ReviewError(f"class_values[{i}]: no category with path {value!r}")
+            text.append(value)
+        else:
+            raise ReviewError(f"class_values[{i}]: expected a category id or path, got {type(value).__name__}")
+    return text
+
+
+def _confirmed_values(*, kind: str, product_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """(product, value) pairs a merchandiser decided on: kept, accepted or chose that value."""
+    rows = CatalogFlag.objects.filter(kind=kind, product_id__in=list(product_ids), state__in=DECIDED_STATES)
+    return set(rows.values_list("product_id", "decided_value"))
+
+
+def flags_refresh(*, model_version, kind: str, product_ids: Sequence[int], proba: np.ndarray, class_values: Sequence) -> RefreshResult:
+    """Raise flags from one out-of-fold model run (called by the training pipeline).
+
+    A product is flagged when the top prediction differs from its catalog value with probability
+    >= FLAG_MIN_CONFIDENCE. A value a merchandiser already confirmed is flagged again only at
+    >= FLAG_REFLAG_MIN_CONFIDENCE. Every older open flag of a product this run looked at is
+    superseded, flagged again or not: the open flags always say what the newest model thinks.
+    Products with no catalog value for the kind (a blank colour) are not compared.
+    """
+    if kind not in Kind.values:
+        raise ReviewError(f"kind={kind!r}: expected one of {', '.join(Kind.values)}")
+    proba = np.asarray(proba, dtype=np.float64)
+    ids = [int(p) for p in product_ids]
+    if proba.ndim != 2:
+        raise ReviewError(f"proba must be 2-d (products x classes), got shape {proba.shape}")
+    if proba.shape[0] != len(ids):
+        raise ReviewError(f"proba has {proba.shape[0]} rows but product_ids has {len(ids)}")
+    if proba.shape[1] != len(class_values):
+        raise ReviewError(f"proba has {proba.shape[1]} columns but class_values has {len(class_values)}")
+    if len(set(ids)) != len(ids):
+        raise ReviewError("product_ids has duplicates")
+    if not np.all(np.isfinite(proba)):
+        bad = int(np.argwhere(~np.isfinite(proba))[0][0])
+        raise ReviewError(f"proba row {bad} (product {ids[bad]}) is not finite")
+    values = _class_values_as_text(kind=kind, class_values=class_values)
+
+    min_conf = settings.FLAG_MIN_CONFIDENCE
+    reflag_conf = settings.FLAG_REFLAG_MIN_CONFIDENCE
+    products = {p.id: p for p in Product.objects.filter(id__in=ids).select_related("category")}
+    missing = [pid for pid in ids if pid not in products]
+    if missing:
+        raise ReviewError(f"product_ids not in the catalog: {missing[:10]}{' …' if len(missing) > 10 else ''}")
+
+    order = np.argsort(-proba, axis=1, kind="stable")[:, :TOP_K]
+    confirmed = _confirmed_values(kind=kind, product_ids=ids)
+    new_flags: list[CatalogFlag] = []
+    skipped = 0
+    compared = 0
+    for row, pid in enumerate(ids):
+        product = products[pid]
+        current = _product_value(product, kind)
+        if not current:
+            continue
+        compared += 1
+        top = order[row]
+        predicted = values[top[0]]
+        confidence = float(proba[row, top[0]])
+        if predicted == current or confidence < min_conf:
+            continue
+        if (pid, current) in confirmed and confidence < reflag_conf:
+            skipped += 1
+            continue
+        new_flags.append(
+            CatalogFlag(
+                product_id=pid,
+                kind=kind,
+                catalog_value=current,
+                predicted_value=predicted,
+                confidence=confidence,
+                top_predictions=[{"value": values[j], "probability": round(float(proba[row, j]), 4)} for j in top],
+                model_version=model_version,
+            )
+        )
+
+    with transaction.atomic():
+        superseded = CatalogFlag.objects.filter(kind=kind, state=State.OPEN, product_id__in=ids).update(state=State.SUPERSEDED)
+        CatalogFlag.objects.bulk_create(new_flags, batch_size=500)
+    return RefreshResult(created=len(new_flags), superseded=superseded, skipped_confirmed=skipped, compared=compared)
+
+
+# --- Deciding -----------------------------------------------------------------------------------
+
+
+def _category_by_value(value) -> Category:
+    if isinstance(value, Category):
+        return value
+    try:
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            return Category.objects.get(id=int(value))
+        return Category.objects.get(path=str(value))
+    except Category.DoesNotExist:
+        raise ReviewError(f"value: no category {value!r} (give a category id or its full path)") from None
+
+
+def _apply(*, flag: CatalogFlag, product: Product, target: str, user) -> None:
+    """Write the decided value through the catalog's audited verbs; an unchanged value is only
+    marked verified (a person confirmed it)."""
+    from curation.catalog.services import product_attribute_change, product_category_change
+
+    reason = f"review flag #{flag.pk}"
+    if flag.kind == Kind.CATEGORY:
+        product_category_change(product=product, new_category=_category_by_value(target), user=user, reason=reason, flag=flag)
+    else:
+        try:
+            product_attribute_change(product=product, attribute="colour", new_value=target, user=user, reason=reason, flag=flag)
+        except ValueError as exc:  # the catalog's own check of the value (length, blank)
+            raise ReviewError(f"value: {exc}") from None
+
+
+def _decide_locked(*, flag: CatalogFlag, user, action: str, value=None) -> CatalogFlag:
+    """Apply one decision to a flag already locked by the caller's transaction."""
+    if action not in ACTIONS:
+        raise ReviewError(f"action={action!r}: expected one of {', '.join(ACTIONS)}")
+    if flag.state != State.OPEN:
+        raise FlagConflict(f"flag #{flag.pk} is already {flag.state}")
+    product = Product.objects.select_for_update().select_related("category").get(pk=flag.product_id)
+    current = _product_value(product, flag.kind)
+    if current != flag.catalog_value:
+        raise FlagConflict(
+            f"flag #{flag.pk}: {product.sku}'s {flag.kind} changed from {flag.catalog_value!r} to {current!r} since it was flagged"
+        )
+
+    if action == ACCEPT:
+        target = flag.predicted_value
+    elif action == KEEP:
+        target = current
+    else:
+        if value in (None, ""):
+            raise ReviewError("value: required when action is 'choose'")
+        target = _category_by_value(value).path if flag.kind == Kind.CATEGORY else str(value).strip()
+        if not target:
+            raise ReviewError("value: a colour name is required")
+
+    if target == current:
+        state = State.KEPT
+    else:
+        state = State.FIXED if target == flag.predicted_value else State.RECATEGORISED
+    _apply(flag=flag, product=product, target=target, user=user)
+
+    flag.state = state
+    flag.decided_value = target
+    flag.decided_by = user
+    flag.decided_at = timezone.now()  # after the audit row, so the history reads change then decision
+    flag.save(update_fields=["state", "decided_value", "decided_by", "decided_at"])
+    return flag
+
+
+def flag_decide(*, flag_id: int, user, action: str, value=None) -> CatalogFlag:
+    """Accept the prediction, keep the catalog value, or choose another value (``value``).
+
+    Choosing the catalog value counts as keeping it; choosing the predicted value as accepting.
+    """
+    with transaction.atomic():
+        try:
+            flag = CatalogFlag.objects.select_for_update().get(pk=flag_id)
+        except CatalogFlag.DoesNotExist:
+            raise ReviewError(f"flag #{flag_id} does not exist") from None
+        return _decide_locked(flag=flag, user=user, action=action, value=value)
+
+
+def flags_bulk_decide(*, flag_ids: Sequence[int], user, action: str = ACCEPT) -> list[CatalogFlag]:
+    """Accept (or keep) a selection of flags: all of them or, if any cannot be decided, none."""
+    if action not in (ACCEPT, KEEP):
+        raise ReviewError(f"action={action!r}: bulk decisions are 'accept' or 'keep'")
+    ids = sorted({int(i) for i in flag_ids})
+    if not ids:
+        raise ReviewError("flag_ids: select at least one flag")
+    with transaction.atomic():
+        # Locks in id order so two bulk decisions on overlapping selections cannot deadlock.
+        flags = list(CatalogFlag.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+        missing = sorted(set(ids) - {f.pk for f in flags})
+        if missing:
+            raise ReviewError(f"flag_ids: no flags {missing}")
+        return [_decide_locked(flag=f, user=user, action=action) for f in flags]

@@ -1,0 +1,123 @@
+"""flags_refresh: which products are flagged, with what, and how flags of older runs are handled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curation.catalog.models import Category
+from curation.review.models import CatalogFlag
+from curation.review.services import ReviewError, flag_decide, flags_refresh
+from tests.factories import category_path
+from tests.review.conftest import CLASSES, JEANS, SHIRTS, SHOES, one_hot_proba
+
+pytestmark = pytest.mark.django_db
+
+
+def test_flags_confident_disagreements_only(raise_flags, catalog, settings):
+    settings.FLAG_MIN_CONFIDENCE = 0.6
+    result = raise_flags({0: (1, 0.8), 1: (2, 0.55), 3: (1, 0.99)})  # p0 confident, p1 not, p3 agrees
+    assert result.created == 1
+    flag = CatalogFlag.objects.get()
+    assert flag.product_id == catalog[0].id
+    assert (flag.kind, flag.state, flag.catalog_value, flag.predicted_value) == ("category", "open", SHIRTS, JEANS)
+    assert flag.confidence == pytest.approx(0.8)
+
+
+def test_flag_stores_top3_and_model_version(raise_flags, catalog, model_version):
+    proba = np.array([[0.15, 0.7, 0.1, 0.05]])
+    category_path("Accessories > Bags > Handbags")
+    values = CLASSES + ["Accessories > Bags > Handbags"]
+    flags_refresh(model_version=model_version, kind="category", product_ids=[catalog[0].id], proba=proba, class_values=values)
+    flag = CatalogFlag.objects.get()
+    assert flag.model_version == model_version
+    assert flag.top_predictions == [
+        {"value": JEANS, "probability": 0.7}, {"value": SHIRTS, "probability": 0.15}, {"value": SHOES, "probability": 0.1},
+    ]
+
+
+def test_class_values_may_be_category_ids(catalog, model_version):
+    ids = [Category.objects.get(path=p).id for p in CLASSES]
+    flags_refresh(model_version=model_version, kind="category", product_ids=[catalog[5].id],
+                  proba=one_hot_proba([(0, 0.9)]), class_values=ids)
+    assert CatalogFlag.objects.get().predicted_value == SHIRTS
+
+
+def test_new_run_supersedes_open_flags(raise_flags, catalog, model_version):
+    from curation.training.models import ModelVersion
+
+    raise_flags({0: (1, 0.8), 3: (0, 0.9)})
+    newer = ModelVersion.objects.create(kind="category", status="ready")
+    result = raise_flags({0: (2, 0.7)}, version=newer)  # p0 now predicted shoes; p3 no longer flagged
+    assert result.superseded == 2 and result.created == 1
+    open_flags = CatalogFlag.objects.filter(state="open")
+    assert [(f.product_id, f.predicted_value, f.model_version_id) for f in open_flags] == [(catalog[0].id, SHOES, newer.id)]
+    assert CatalogFlag.objects.filter(state="superseded").count() == 2
+
+
+def test_kept_value_not_flagged_again_unless_far_more_confident(raise_flags, catalog, make_user, settings):
+    settings.FLAG_MIN_CONFIDENCE = 0.6
+    settings.FLAG_REFLAG_MIN_CONFIDENCE = 0.95
+    raise_flags({0: (1, 0.8)})
+    flag_decide(flag_id=CatalogFlag.objects.get().id, user=make_user("merchandiser"), action="keep")
+
+    again = raise_flags({0: (1, 0.9)})
+    assert again.created == 0 and again.skipped_confirmed == 1
+    assert not CatalogFlag.objects.filter(state="open").exists()
+
+    much_surer = raise_flags({0: (1, 0.97)})
+    assert much_surer.created == 1
+    assert CatalogFlag.objects.get(state="open").confidence == pytest.approx(0.97)
+
+
+def test_fixed_value_counts_as_confirmed_too(raise_flags, catalog, make_user):
+    raise_flags({0: (1, 0.8)})
+    flag_decide(flag_id=CatalogFlag.objects.get().id, user=make_user("merchandiser"), action="accept")  # now jeans
+    catalog[0].refresh_from_db()
+    result = raise_flags({0: (0, 0.8)})  # the next model says shirts again, but a person said jeans
+    assert result.skipped_confirmed == 1 and result.created == 0
+
+
+def test_colour_flags_are_a_separate_kind(catalog, model_version, raise_flags):
+    raise_flags({0: (1, 0.8)})
+    colours = ["Red", "Blue", "Black", "White"]
+    proba = np.full((len(catalog), 4), 0.02)
+    for i, p in enumerate(catalog):
+        proba[i, colours.index(p.colour)] = 0.94
+    proba[1] = [0.9, 0.04, 0.03, 0.03]  # p1 is Blue in the catalog, predicted Red
+    flags_refresh(model_version=model_version, kind="colour", product_ids=[p.id for p in catalog], proba=proba, class_values=colours)
+    assert CatalogFlag.objects.filter(state="open").count() == 2  # one category flag, one colour flag
+    colour_flag = CatalogFlag.objects.get(kind="colour")
+    assert (colour_flag.product_id, colour_flag.catalog_value, colour_flag.predicted_value) == (catalog[1].id, "Blue", "Red")
+
+
+def test_blank_colour_is_not_compared(catalog, model_version):
+    catalog[0].colour = ""
+    catalog[0].save()
+    result = flags_refresh(model_version=model_version, kind="colour", product_ids=[catalog[0].id],
+                           proba=np.array([[0.99, 0.01]]), class_values=["Red", "Blue"])
+    assert result.compared == 0 and not CatalogFlag.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"proba": np.ones((2, 3)) / 3}, "proba has 2 rows but product_ids has 1"),
+        ({"proba": np.ones((1, 2)) / 2}, "proba has 2 columns but class_values has 3"),
+        ({"proba": np.ones(3) / 3}, "proba must be 2-d"),
+        ({"proba": np.array([[np.nan, 0.5, 0.5]])}, "proba row 0"),
+        ({"class_values": [SHIRTS, JEANS, "Nope > Nothing"]}, "class_values[2]: no category with path 'Nope > Nothing'"),
+        ({"class_values": [SHIRTS, JEANS, 999999]}, "class_values[2]: no category with id 999999"),
+        ({"kind": "size"}, "kind='size'"),
+        ({"product_ids": [999999]}, "product_ids not in the catalog: [999999]"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message_and_nothing_written(catalog, model_version, kwargs, message, raise_flags):
+    raise_flags({0: (1, 0.8)})
+    before = list(CatalogFlag.objects.values_list("id", "state"))
+    args = {"model_version": model_version, "kind": "category", "product_ids": [catalog[0].id],
+            "proba": one_hot_proba([(1, 0.9)]), "class_values": CLASSES} | kwargs
+    with pytest.raises(ReviewError) as err:
+        flags_refresh(**args)
+    assert message in str(err.value)
+    assert list(CatalogFlag.objects.values_list("id", "state")) == before
