@@ -35,6 +35,11 @@ class ModelVersion(models.Model):
     artifact_path = models.CharField(max_length=500, blank=True)  # relative to ARTIFACTS_ROOT
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     newest_label_at = models.DateTimeField(null=True, blank=True)
+    # The feature space a pair/outfit/category model was trained in; activating the model makes
+    # this set active too when the active set has another backbone.
+    embedding_set = models.ForeignKey(
+        "EmbeddingSet", null=True, blank=True, on_delete=models.PROTECT, related_name="trained_models"
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -62,6 +67,8 @@ class EmbeddingSet(models.Model):
     index_path = models.CharField(max_length=500)
     sha256 = models.CharField(max_length=64)
     is_active = models.BooleanField(default=False)
+    # Bumped when cold-start products are appended, so every process reloads the set.
+    revision = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -72,8 +79,9 @@ class EmbeddingSet(models.Model):
 
 
 class PipelineRun(models.Model):
-    """One run of the retraining pipeline. The partial unique constraint is the pipeline lock:
-    at most one run is queued or running, and it survives worker restarts because it is a row."""
+    """One run of the retraining pipeline. The row is the pipeline lock (the unique ``lock``
+    column): at most one run is queued or running, and it survives worker restarts because it is
+    a row; a run whose worker died is failed by its stale heartbeat."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -87,6 +95,9 @@ class PipelineRun(models.Model):
         CLI = "cli", "Command line"
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # True while queued or running, NULL after: unique, so a second in-flight run cannot exist
+    # (NULLs never collide). The check constraint keeps it in step with the status.
+    lock = models.BooleanField(null=True, default=True, editable=False)
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     forced = models.BooleanField(default=False)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -102,7 +113,10 @@ class PipelineRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["status"], condition=Q(status__in=["queued", "running"]), name="pipeline_one_in_flight"
+            models.UniqueConstraint(fields=["lock"], name="pipeline_one_in_flight"),
+            models.CheckConstraint(
+                condition=(Q(status__in=["queued", "running"]) & Q(lock=True))
+                | (~Q(status__in=["queued", "running"]) & Q(lock__isnull=True)),
+                name="pipeline_lock_matches_status",
             ),
         ]

@@ -3,4 +3,6 @@ from django.urls import path
 from curation.training import views
 
 app_name = "training"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.models_page, name="models"),
+]

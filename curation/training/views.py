@@ -1,1 +1,39 @@
-"""HTML views."""
+"""The models page: versions side by side, the live run, training curves, activate / roll back."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+
+from curation.accounts.roles import MANAGE_MODELS, VIEW_MODELS, has_role, role_required
+from curation.training import selectors
+from curation.training.models import ModelVersion
+from curation.training.services.registry import SERVED_KINDS
+
+# The figures shown per kind in the versions table, in this order.
+METRIC_COLUMNS = {
+    "category": [("oof_accuracy", "OOF accuracy"), ("oof_top3_accuracy", "OOF top-3"), ("classes", "classes")],
+    "siamese": [("pair_auc", "pair AUC"), ("baseline_auc", "category baseline"), ("cosine_auc", "cosine"), ("val_auc", "val AUC"), ("label_auc", "label AUC")],
+    "outfit": [("fitb", "FITB-4"), ("fitb_pair_model", "FITB-4 (pair model)"), ("active_fitb", "FITB-4 previous")],
+}
+
+
+@role_required(*VIEW_MODELS)
+def models_page(request):
+    versions = list(selectors.versions_for_page())
+    by_kind = {kind: [] for kind in SERVED_KINDS}
+    for version in versions:
+        if version.kind in by_kind:
+            columns = METRIC_COLUMNS[version.kind]
+            version.metric_cells = [version.metrics.get(key) for key, _ in columns]
+            by_kind[version.kind].append(version)
+    sections = [
+        {"kind": kind, "label": ModelVersion.Kind(kind).label, "columns": [label for _, label in METRIC_COLUMNS[kind]], "versions": rows}
+        for kind, rows in by_kind.items()
+    ]
+    context = {
+        "sections": sections,
+        "runs": selectors.runs_recent(limit=10),
+        "embedding_set": selectors.active_embedding_set(),
+        "can_manage": has_role(request.user, *MANAGE_MODELS),
+    }
+    return render(request, "training/models.html", context)

@@ -1,0 +1,279 @@
+"""The door to ml/ for the rest of the project (docs/contracts.md, "The door to ml/").
+
+Views, the queue and discovery use these functions and never import ml/. Each process keeps the
+active embedding set and models in memory and checks at most every MODEL_RELOAD_CHECK_SECONDS
+whether another version was activated; a switch loads the new objects first and then swaps one
+reference, so requests holding the old objects finish with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from django.conf import settings
+
+from curation.training import embedding_files
+from curation.training.ml_objects import artifact_abspath, backbone_config, embedder_for
+from curation.training.models import EmbeddingSet, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+class ActiveEmbeddings:
+    """The vectors and index of one embedding set (plus its cold-start additions)."""
+
+    def __init__(self, emb: EmbeddingSet):
+        folder = artifact_abspath(emb.vectors_path)
+        files = embedding_files.read_embedding_files(folder)
+        self.version_id = emb.pk
+        self.embedding_set_id = emb.pk
+        self.revision = emb.revision
+        self.backbone = emb.backbone
+        self.dim = emb.dim
+        self.product_ids = files.product_ids
+        self._vectors = files.vectors
+        self._row = {int(pid): row for row, pid in enumerate(files.product_ids.tolist())}
+        self._index = embedding_files.load_index(folder)
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def has(self, product_id: int) -> bool:
+        return int(product_id) in self._row
+
+    def rows(self, product_ids: Sequence[int]) -> np.ndarray:
+        """Row numbers of products (KeyError naming the first unknown id)."""
+        try:
+            return np.array([self._row[int(p)] for p in product_ids], dtype=np.int64)
+        except KeyError as exc:
+            raise KeyError(f"product {exc.args[0]} is not in embedding set {self.version_id}") from None
+
+    def vectors(self, product_ids: Sequence[int]) -> np.ndarray:
+        """(len(product_ids), dim) float32 backbone features; KeyError for a product not embedded."""
+        rows = self.rows(product_ids)
+        return np.asarray(self._vectors[rows], dtype=np.float32)
+
+    def all_vectors(self) -> np.ndarray:
+        return self._vectors
+
+    def search_vector(self, vec, k: int, allowed_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """Nearest products to a feature vector by cosine similarity, best first."""
+        if self._index is None or k <= 0:
+            return []
+        query = np.asarray(vec, dtype=np.float32).reshape(1, -1)
+        allowed = None if allowed_ids is None else np.fromiter((int(i) for i in allowed_ids), dtype=np.int64)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        scores, ids = self._index.search(query, k, allowed_ids=allowed)
+        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if int(i) >= 0]
+
+    def neighbours(self, product_id: int, k: int, allowed_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """The k most similar other products (the product itself is left out)."""
+        if not self.has(product_id):
+            return []
+        allowed = None
+        if allowed_ids is not None:
+            allowed = [int(i) for i in allowed_ids if int(i) != int(product_id)]
+        hits = self.search_vector(self.vectors([product_id])[0], k + 1, allowed_ids=allowed)
+        return [(pid, score) for pid, score in hits if pid != int(product_id)][:k]
+
+
+class _ModelScorer:
+    """Shared loading for models that score products through their own feature space."""
+
+    kind: str = ""
+
+    def __init__(self, version: ModelVersion, embeddings: ActiveEmbeddings | None):
+        from curation.training import ml_objects
+
+        self.version_id = version.pk
+        self.model, self.meta = ml_objects.load_model(kind=version.kind, relative_path=version.artifact_path,
+                                                       expected_sha256=version.artifact_sha256)
+        # A model only makes sense on the features it was trained on: use the active set when it
+        # is of the same backbone (it has the newest products), else the model's own set.
+        if embeddings is not None and (version.embedding_set is None or embeddings.backbone == version.embedding_set.backbone):
+            self.embeddings = embeddings
+        elif version.embedding_set is not None:
+            self.embeddings = ActiveEmbeddings(version.embedding_set)
+        else:
+            self.embeddings = embeddings
+
+    def _known(self, product_ids: Iterable[int]) -> bool:
+        return self.embeddings is not None and all(self.embeddings.has(p) for p in product_ids)
+
+
+class PairScorer(_ModelScorer):
+    """The active siamese model: probability that two products go together."""
+
+    def score(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+        """One probability per pair, symmetric in (a, b); NaN where a product has no embedding."""
+        from ml.siamese import score_pairs
+
+        out = np.full(len(pairs), np.nan, dtype=np.float32)
+        known = [i for i, (a, b) in enumerate(pairs) if self._known((a, b))]
+        if known:
+            fa = self.embeddings.vectors([pairs[i][0] for i in known])
+            fb = self.embeddings.vectors([pairs[i][1] for i in known])
+            out[known] = score_pairs(self.model, fa, fb)
+        return out
+
+
+class OutfitScorer(_ModelScorer):
+    """The active outfit model: how well a set of products goes together, and completing a look."""
+
+    def score(self, outfits: Sequence[Sequence[int]]) -> np.ndarray:
+        """One score per outfit; NaN for an outfit with a product that has no embedding."""
+        from ml.outfit import score_outfits
+
+        out = np.full(len(outfits), np.nan, dtype=np.float32)
+        known = [i for i, outfit in enumerate(outfits) if outfit and self._known(outfit)]
+        if not known:
+            return out
+        ids = sorted({int(p) for i in known for p in outfits[i]})
+        feats = self.embeddings.vectors(ids)
+        local = {pid: row for row, pid in enumerate(ids)}
+        out[known] = score_outfits(self.model, feats, [[local[int(p)] for p in outfits[i]] for i in known])
+        return out
+
+    def complete(
+        self, given: Sequence[int], candidates_by_slot: dict[str, Sequence[int]], top: int = 1
+    ) -> dict[str, list[tuple[int, float]]]:
+        """Best candidates per slot to go with ``given``; products without embeddings are ignored."""
+        from ml.outfit import complete_outfit
+
+        if self.embeddings is None:
+            return {slot: [] for slot in candidates_by_slot}
+        given = [int(p) for p in given if self.embeddings.has(p)]
+        slots = {slot: [int(p) for p in cands if self.embeddings.has(p)] for slot, cands in candidates_by_slot.items()}
+        ids = sorted(set(given) | {p for cands in slots.values() for p in cands})
+        if not ids or not given:
+            return {slot: [] for slot in candidates_by_slot}
+        feats = self.embeddings.vectors(ids)
+        local = {pid: row for row, pid in enumerate(ids)}
+        result = complete_outfit(
+            self.model,
+            feats,
+            [local[p] for p in given],
+            {slot: np.array([local[p] for p in cands], dtype=np.int64) for slot, cands in slots.items()},
+            top=top,
+        )
+        return {slot: [(ids[int(row)], float(score)) for row, score in result.get(slot, [])] for slot in candidates_by_slot}
+
+
+class _State:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.checked_at = 0.0
+        self.signature: tuple | None = None
+        self.embeddings: ActiveEmbeddings | None = None
+        self.scorers: dict[str, object] = {}
+
+
+_state = _State()
+
+
+def _active_signature() -> tuple:
+    emb = EmbeddingSet.objects.filter(is_active=True).values_list("id", "revision").first()
+    versions = tuple(
+        sorted(
+            ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("kind", "id")
+        )
+    )
+    return (emb, versions)
+
+
+def _refresh() -> None:
+    """Reload when the active versions changed (checked at most every MODEL_RELOAD_CHECK_SECONDS)."""
+    now = time.monotonic()
+    with _state.lock:
+        if _state.signature is not None and now - _state.checked_at < settings.MODEL_RELOAD_CHECK_SECONDS:
+            return
+        signature = _active_signature()
+        _state.checked_at = now
+        if signature == _state.signature:
+            return
+        emb_row = EmbeddingSet.objects.filter(is_active=True).first()
+        embeddings = ActiveEmbeddings(emb_row) if emb_row else None
+        _state.embeddings = embeddings
+        _state.scorers = {}
+        _state.signature = signature
+        if embeddings is not None:
+            logger.info("serving embedding set %s (revision %s)", embeddings.version_id, embeddings.revision)
+
+
+def _scorer(kind: str, cls):
+    _refresh()
+    with _state.lock:
+        if kind in _state.scorers:
+            return _state.scorers[kind]
+        version = (
+            ModelVersion.objects.select_related("embedding_set").filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+        )
+        scorer = None
+        if version is not None and version.artifact_path:
+            try:
+                scorer = cls(version, _state.embeddings)
+            except Exception:
+                # Serving must not fail a page because an artifact is unreadable: log loudly and
+                # serve without the model (pages fall back to similarity).
+                logger.exception("cannot load active %s version %s", kind, version.pk)
+                scorer = None
+        _state.scorers[kind] = scorer
+        return scorer
+
+
+def reset() -> None:
+    """Forget everything loaded; the next call reloads (after an activation in this process)."""
+    with _state.lock:
+        _state.signature = None
+        _state.embeddings = None
+        _state.scorers = {}
+        _state.checked_at = 0.0
+
+
+def active_embeddings() -> ActiveEmbeddings | None:
+    _refresh()
+    return _state.embeddings
+
+
+def active_pair_scorer() -> PairScorer | None:
+    return _scorer(ModelVersion.Kind.SIAMESE, PairScorer)
+
+
+def active_outfit_scorer() -> OutfitScorer | None:
+    return _scorer(ModelVersion.Kind.OUTFIT, OutfitScorer)
+
+
+def embed_images(paths_or_pil: Sequence) -> np.ndarray:
+    """Backbone features of new images (search by photo) in the active set's feature space.
+
+    Accepts file paths or PIL images (not mixed). Returns (N, dim) float32.
+    """
+    items = list(paths_or_pil)
+    embeddings = active_embeddings()
+    cfg = backbone_config()
+    if embeddings is not None and embeddings.backbone != cfg.key():
+        logger.warning(
+            "active embedding set backbone %s differs from settings %s: photo search compares across spaces",
+            embeddings.backbone,
+            cfg.key(),
+        )
+    embedder = embedder_for(cfg)
+    if not items:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    if isinstance(items[0], (str, Path)):
+        return embedder.embed_paths([str(p) for p in items])
+    return embedder.embed_pil(items)
+
+
+def embed_products_now(product_ids: Iterable[int]) -> int:
+    """Cold start: embed products not in the active set and add them to it (every process sees
+    them after its next version check). Returns how many were added."""
+    from curation.training.services.embeddings import embedding_set_add_products
+
+    return embedding_set_add_products(product_ids=list(product_ids))

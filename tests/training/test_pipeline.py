@@ -1,0 +1,175 @@
+"""The retraining pipeline run in-process: steps, activation, lock, failures, resume, rollback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from curation.pairs.models import CandidatePair
+from curation.training import serving
+from curation.training.models import EmbeddingSet, ModelVersion, PipelineRun
+from curation.training.services import (
+    STEP_NAMES,
+    PipelineBusy,
+    model_version_rollback,
+    pipeline_run_execute,
+    pipeline_run_request,
+    pipeline_runs_fail_stale,
+    pipeline_step_run,
+    retrain_if_enough_labels,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _run(forced: bool = False, capture=None) -> PipelineRun:
+    run = pipeline_run_request(trigger=PipelineRun.Trigger.CLI, forced=forced, enqueue=False)
+    if capture is not None:
+        with capture(execute=True):
+            return pipeline_run_execute(run_id=run.pk)
+    return pipeline_run_execute(run_id=run.pk)
+
+
+def _active(kind):
+    return ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+
+
+def test_full_run_activates_every_model_and_refreshes_candidates(tiny_labels, django_capture_on_commit_callbacks):
+    lines = []
+    run = pipeline_run_request(trigger=PipelineRun.Trigger.CLI, enqueue=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = pipeline_run_execute(run_id=run.pk, on_progress=lambda *args: lines.append(args))
+
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error
+    assert [run.steps[name]["state"] for name in STEP_NAMES] == ["done"] * len(STEP_NAMES)
+    assert {step for step, *_ in lines} >= {"embed", "train_category", "train_siamese", "train_outfit"}
+    for kind in (ModelVersion.Kind.CATEGORY, ModelVersion.Kind.SIAMESE, ModelVersion.Kind.OUTFIT):
+        version = _active(kind)
+        assert version is not None and version.run_id == run.pk, kind
+        assert version.artifact_sha256 and version.embedding_set_id == run.steps["embed"]["embedding_set_id"]
+    siamese = _active(ModelVersion.Kind.SIAMESE)
+    assert [h["epoch"] for h in siamese.history] == [1, 2, 3]
+    assert all(h["loss"] > 0 for h in siamese.history)
+    assert siamese.data_summary["labels_by_source"]["stylist"]["negative"] > 0
+    assert EmbeddingSet.objects.get(is_active=True).pk == run.steps["embed"]["embedding_set_id"]
+    assert CandidatePair.objects.filter(state=CandidatePair.State.OPEN).count() > 0
+    assert run.steps["refresh"]["candidates"]
+
+    scorer = serving.active_pair_scorer()
+    a, b, c = (p.id for p in tiny_labels[:3])
+    scores = scorer.score([(a, b), (b, a), (a, c)])
+    assert scores.shape == (3,) and scores[0] == scores[1] and np.all((scores >= 0) & (scores <= 1))
+    assert np.isnan(scorer.score([(a, 10**9)])[0])
+    outfit = serving.active_outfit_scorer()
+    assert outfit.score([[a, b, c]]).shape == (1,)
+    shoes = [p.id for p in tiny_labels if "Sneakers" in p.category.path]
+    best = outfit.complete([a], {"shoes": shoes}, top=2)
+    assert len(best["shoes"]) == 2 and all(pid in shoes for pid, _ in best["shoes"])
+
+
+def test_only_one_run_at_a_time_and_stale_runs_are_failed(db, settings):
+    first = pipeline_run_request(trigger=PipelineRun.Trigger.BUTTON, enqueue=False)
+    with pytest.raises(PipelineBusy, match=f"run {first.pk} is queued"):
+        pipeline_run_request(trigger=PipelineRun.Trigger.BUTTON, enqueue=False)
+    PipelineRun.objects.filter(pk=first.pk).update(
+        status=PipelineRun.Status.RUNNING, current_step="train_siamese",
+        heartbeat_at=timezone.now() - timezone.timedelta(seconds=settings.RETRAIN_LOCK_STALE_SECONDS + 5),
+    )
+    second = pipeline_run_request(trigger=PipelineRun.Trigger.BUTTON, enqueue=False)
+    first.refresh_from_db()
+    assert first.status == PipelineRun.Status.FAILED
+    assert "no heartbeat" in first.error and "train_siamese" in first.error
+    assert second.status == PipelineRun.Status.QUEUED
+    assert pipeline_runs_fail_stale() == []
+
+
+def test_failing_step_fails_run_and_keeps_previous_models(tiny_labels, monkeypatch, django_capture_on_commit_callbacks):
+    first = _run(capture=django_capture_on_commit_callbacks)
+    before = {kind: _active(kind).pk for kind in ("category", "siamese", "outfit")}
+    from curation.training.services import pipeline
+
+    def broken(ctx):
+        raise RuntimeError("GPU on fire")
+
+    monkeypatch.setitem(pipeline._STEP_FUNCS, "train_siamese", broken)
+    run = pipeline_run_request(trigger=PipelineRun.Trigger.CLI, forced=True, enqueue=False)
+    with pytest.raises(RuntimeError, match="GPU on fire"):
+        pipeline_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.FAILED and run.error.startswith("train_siamese: RuntimeError: GPU on fire")
+    assert run.steps["train_siamese"]["state"] == "failed"
+    assert {kind: _active(kind).pk for kind in before} == before
+    assert EmbeddingSet.objects.get(is_active=True).pk == first.steps["embed"]["embedding_set_id"]
+    # The remaining steps of a failed run do nothing; a new run succeeds.
+    assert pipeline_step_run(run_id=run.pk, step="activate") is False
+    monkeypatch.undo()
+    again = _run(forced=True, capture=django_capture_on_commit_callbacks)
+    assert again.status == PipelineRun.Status.SUCCEEDED
+    assert _active("siamese").run_id == again.pk
+
+
+def test_redelivered_step_resumes_and_fails_the_interrupted_version(tiny_labels):
+    run = pipeline_run_request(trigger=PipelineRun.Trigger.CLI, enqueue=False)
+    assert pipeline_step_run(run_id=run.pk, step="embed")
+    # A worker died inside train_category: the step is running, its version half made.
+    run.refresh_from_db()
+    run.steps["train_category"].update(state="running", attempts=1)
+    PipelineRun.objects.filter(pk=run.pk).update(steps=run.steps, current_step="train_category")
+    orphan = ModelVersion.objects.create(kind="category", status="running", run=run, config={"step": "train_category"})
+    assert pipeline_step_run(run_id=run.pk, step="train_category")
+    orphan.refresh_from_db()
+    assert orphan.status == ModelVersion.Status.FAILED
+    run.refresh_from_db()
+    assert run.steps["train_category"]["state"] == "done" and run.steps["train_category"]["attempts"] == 2
+    # Re-delivering a finished step changes nothing.
+    versions = ModelVersion.objects.count()
+    assert pipeline_step_run(run_id=run.pk, step="embed")
+    assert ModelVersion.objects.count() == versions
+
+
+def test_step_killed_too_often_fails_the_run(tiny_catalog):
+    from curation.training.services import PipelineFailed
+
+    run = pipeline_run_request(trigger=PipelineRun.Trigger.CLI, enqueue=False)
+    run.steps["embed"]["attempts"] = 3
+    PipelineRun.objects.filter(pk=run.pk).update(steps=run.steps)
+    with pytest.raises(PipelineFailed, match="started 3 times"):
+        pipeline_step_run(run_id=run.pk, step="embed")
+    run.refresh_from_db()
+    assert run.status == PipelineRun.Status.FAILED
+
+
+def test_worse_model_is_kept_ready_unless_forced(tiny_labels, settings):
+    from curation.training.services.pipeline import _decide
+
+    active = ModelVersion.objects.create(kind="siamese", status="active", metrics={"pair_auc": 0.8})
+    worse = ModelVersion.objects.create(kind="siamese", status="ready", metrics={"pair_auc_same_pairs": 0.70, "active_pair_auc": 0.80})
+    ok, why = _decide(worse, forced=False)
+    assert not ok and why.startswith(f"kept v{active.pk}")
+    assert _decide(worse, forced=True) == (True, "activated: forced by an admin")
+    close = ModelVersion.objects.create(kind="siamese", status="ready", metrics={"pair_auc_same_pairs": 0.797, "active_pair_auc": 0.80})
+    assert _decide(close, forced=False)[0]
+
+
+def test_rollback_restores_previous_release(tiny_labels, django_capture_on_commit_callbacks):
+    first = _run(capture=django_capture_on_commit_callbacks)
+    second = _run(forced=True, capture=django_capture_on_commit_callbacks)
+    assert _active("siamese").run_id == second.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        restored = model_version_rollback()
+    assert {v.kind for v in restored} == {"category", "siamese", "outfit"}
+    for kind in ("category", "siamese", "outfit"):
+        assert _active(kind).run_id == first.pk
+    assert serving.active_pair_scorer().version_id == _active("siamese").pk
+
+
+def test_periodic_check_starts_a_run_only_with_enough_new_labels(tiny_labels, settings, django_capture_on_commit_callbacks):
+    from curation.training import selectors
+
+    have = selectors.new_labels_since_active()
+    settings.RETRAIN_MIN_NEW_LABELS = have + 1
+    assert retrain_if_enough_labels() is None
+    settings.RETRAIN_MIN_NEW_LABELS = have
+    run = retrain_if_enough_labels()
+    assert run is not None and run.trigger == PipelineRun.Trigger.SCHEDULE
