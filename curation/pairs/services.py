@@ -538,11 +538,28 @@ class _Seen:
         return [k for k in keys if k not in existing]
 
 
+# Catalogs up to this many products have their cross-category pairs enumerated (~125K pairs).
+_ENUMERATE_BELOW = 500
+
+
 def candidates_exploration(*, n: int, catalog: _Catalog, seen: _Seen, rng: random.Random, rounds: int = 5) -> list[tuple[int, int, float]]:
     """Random cross-category pairs never proposed before: (a, b, score), score a random tie-breaker."""
     out: dict[tuple[int, int], float] = {}
     if len(catalog.ids) < 2:
         return []
+    if len(catalog.ids) <= _ENUMERATE_BELOW:
+        # A small catalog has few cross pairs: list them all once instead of sampling blindly
+        # for pairs that do not exist (which spun for tens of seconds on a 24-product catalog).
+        ids = sorted(catalog.ids)
+        every = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :] if catalog.cross(a, b)]
+        rng.shuffle(every)
+        picked: list[tuple[int, int]] = []
+        step = max(4 * n, 2000)
+        for start in range(0, len(every), step):
+            picked.extend(seen.fresh(every[start : start + step])[: n - len(picked)])
+            if len(picked) >= n:
+                break
+        return [(a, b, rng.random()) for a, b in picked]
     for _ in range(rounds):
         need = n - len(out)
         if need <= 0:
