@@ -84,6 +84,8 @@ class RunListApi(generics.ListAPIView):
     """Pipeline runs, newest first; POST starts a retrain (admins)."""
 
     serializer_class = PipelineRunSerializer
+    # Read by the role-matrix test: who may enter at all (POST narrows it to MANAGE_MODELS).
+    allowed_roles = VIEW_MODELS
 
     def get_permissions(self):
         roles = MANAGE_MODELS if self.request.method == "POST" else VIEW_MODELS
