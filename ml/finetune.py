@@ -1,0 +1,235 @@
+"""Layer4 fine-tuning on cached layer3 activations: the cheap way to get "new embeddings" on a CPU.
+
+The stem and layers 1-3 run once per image (``layer3_cache``, fp16, at a small image size); then
+layer4 and a classification head (category plus optional attribute heads) train for several
+epochs on the cache alone, with horizontal flips of the activation maps as augmentation. The
+result is a full backbone state dict (layers 1-3 unchanged, layer4 trained, batch-norm statistics
+included): ``Embedder(cfg, state_dict=...)`` embeds with it, and ``layer4_embed`` re-embeds the
+cached catalog without decoding a single image again.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ml.backbone import Embedder, _PathDataset
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: int = 6
+    blocks: int = 3  # trailing bottleneck blocks of layer4 to train (3 = all of layer4); fewer = cheaper
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    label_smoothing: float = 0.1
+    attribute_weight: float = 0.5
+    hflip: bool = True
+    seed: int = 0
+    time_budget_s: float | None = None  # fewer epochs when a timed batch says cfg.epochs would not fit
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stem_to_layer3(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    return model.layer3(model.layer2(model.layer1(x)))
+
+
+def frozen_part(model: nn.Module, x: torch.Tensor, blocks: int = 3) -> torch.Tensor:
+    """Activations entering the last ``blocks`` bottlenecks of layer4 (blocks=3: layer3 output)."""
+    h = _stem_to_layer3(model, x)
+    for block in list(model.layer4)[: max(len(model.layer4) - blocks, 0)]:
+        h = block(h)
+    return h
+
+
+def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int = 3, progress: Progress | None = None) -> torch.Tensor:
+    """(N, C, h, w) float16 activations entering the trained part (``blocks`` of layer4), streamed from disk."""
+    paths = list(paths)
+    model = embedder.model
+    out = None
+    total, done = len(paths), 0
+    if progress:
+        progress(0, total)
+    for idx, batch in embedder._loader(_PathDataset(paths, embedder.cfg.image_size), embedder.cfg.batch_size):
+        with torch.inference_mode(), torch.autocast(embedder.device.type, dtype=torch.bfloat16, enabled=embedder.use_bf16):
+            h = frozen_part(model, embedder.preprocess(batch), blocks)
+        h = h.to(torch.float16).cpu()
+        if out is None:
+            out = torch.empty((total, *h.shape[1:]), dtype=torch.float16)
+        out[idx] = h
+        done += len(idx)
+        if progress:
+            progress(done, total)
+    if out is None:
+        raise ValueError("no images to cache")
+    return out
+
+
+def _layer4_pool(layer4: nn.Module, x: torch.Tensor, blocks: int = 3) -> torch.Tensor:
+    for block in list(layer4)[max(len(layer4) - blocks, 0) :]:
+        x = block(x)
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def cache_from_layer3(layer4: nn.Module, cache: torch.Tensor, blocks: int, batch_size: int = 256) -> torch.Tensor:
+    """Advance a layer3 cache through the frozen leading blocks of layer4 (to train fewer blocks)."""
+    frozen = list(layer4.eval())[: max(len(layer4) - blocks, 0)]
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(cache), batch_size):
+            h = cache[start : start + batch_size].float()
+            for block in frozen:
+                h = block(h)
+            out.append(h.to(torch.float16))
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def layer4_embed(layer4: nn.Module, cache: torch.Tensor, *, blocks: int = 3, batch_size: int = 128, progress: Progress | None = None) -> np.ndarray:
+    """(N, 2048) float32 embeddings from cached layer3 activations (layer4 in eval mode)."""
+    layer4 = layer4.eval()
+    device = next(layer4.parameters()).device
+    out = None
+    for start in range(0, len(cache), batch_size):
+        x = cache[start : start + batch_size].to(device).float().contiguous(memory_format=torch.channels_last)
+        f = _layer4_pool(layer4, x, blocks).float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(cache), f.shape[1]), np.float32)
+        out[start : start + len(f)] = f
+        if progress:
+            progress(min(start + batch_size, len(cache)), len(cache))
+    return out
+
+
+def _time_one_batch(layer4, heads, cache, rows, cfg, device) -> float:
+    """Seconds of one training step (forward + backward, no update), the second of two timed."""
+    x = cache[torch.from_numpy(rows[: cfg.batch_size])].to(device).float().contiguous(memory_format=torch.channels_last)
+    seconds = 0.0
+    for _ in range(2):
+        t0 = time.monotonic()
+        loss = heads["__category__"](heads["__norm__"](_layer4_pool(layer4, x, cfg.blocks))).logsumexp(1).mean()
+        loss.backward()
+        seconds = time.monotonic() - t0
+    for p in list(layer4.parameters()) + list(heads.parameters()):
+        p.grad = None  # timing only
+    # Batch-norm running statistics moved during timing: harmless, training overwrites them.
+    return seconds * max(1.0, cfg.batch_size / max(len(x), 1))
+
+
+def _finetune_layer4_unseeded(
+    embedder: Embedder,
+    cache: torch.Tensor,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    rows: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    attributes: dict[str, tuple[np.ndarray, int]] | None = None,
+    cfg: FinetuneConfig | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> tuple[nn.Module, dict, list[dict]]:
+    """Train a copy of layer4 + heads on ``cache[rows]``; returns (layer4, backbone state dict, history).
+
+    ``labels``/``attributes`` are aligned with ``cache`` (attribute labels -1 = unknown); only
+    ``rows`` (default all) are trained on, so held-out rows stay unseen.
+    """
+    cfg = cfg or FinetuneConfig()
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(cache):
+        raise ValueError(f"labels has {len(labels)} rows, the cache has {len(cache)}")
+    rows = np.arange(len(cache)) if rows is None else np.asarray(rows, dtype=np.int64)
+    device = embedder.device
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    layer4 = copy.deepcopy(embedder.model.layer4).to(device)
+    if not 1 <= cfg.blocks <= len(layer4):
+        raise ValueError(f"blocks={cfg.blocks}: layer4 has {len(layer4)} bottleneck blocks")
+    trained = nn.ModuleList(list(layer4)[len(layer4) - cfg.blocks :])
+    layer4.eval()
+    trained.train()
+    dim = embedder.dim
+    # Heads see batch-normalised features: a random-init backbone's activations can be large, and
+    # an unnormalised head then starts with huge logits and diverges.
+    heads = nn.ModuleDict({"__norm__": nn.BatchNorm1d(dim), "__category__": nn.Linear(dim, n_classes)})
+    attr = {str(k): (torch.from_numpy(np.asarray(v, dtype=np.int64)), int(n)) for k, (v, n) in (attributes or {}).items()}
+    for k, (_, n) in attr.items():
+        if k.startswith("__"):
+            raise ValueError(f"attribute name {k!r} is reserved")
+        heads[k] = nn.Linear(dim, n)
+    heads.to(device)
+    y = torch.from_numpy(labels)
+    w = torch.from_numpy(np.asarray(sample_weight, dtype=np.float32)) if sample_weight is not None else torch.ones(len(labels))
+    params = list(trained.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = max(1, math.ceil(len(rows) / cfg.batch_size))
+    epochs = cfg.epochs
+    if cfg.time_budget_s is not None:
+        epochs = max(1, min(epochs, int(cfg.time_budget_s // (_time_one_batch(layer4, heads, cache, rows, cfg, device) * per_epoch))))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=epochs * per_epoch, pct_start=0.15)
+    history = []
+    for epoch in range(1, epochs + 1):
+        t0 = time.monotonic()
+        order = rows[rng.permutation(len(rows))]
+        total, correct, seen = 0.0, 0, 0
+        trained.train()
+        for start in range(0, len(order), cfg.batch_size):
+            idx = torch.from_numpy(order[start : start + cfg.batch_size])
+            x = cache[idx].to(device).float()
+            if cfg.hflip:
+                flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(device)
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            x = x.contiguous(memory_format=torch.channels_last)
+            feats = heads["__norm__"](_layer4_pool(layer4, x, cfg.blocks))
+            yb, wb = y[idx].to(device), w[idx].to(device)
+            logits = heads["__category__"](feats)
+            loss = (F.cross_entropy(logits, yb, reduction="none", label_smoothing=cfg.label_smoothing) * wb).sum() / wb.sum().clamp_min(1e-8)
+            for k, (values, _) in attr.items():
+                ab = values[idx].to(device)
+                known = ab >= 0
+                if known.any():
+                    per = F.cross_entropy(heads[k](feats[known]), ab[known], reduction="none", label_smoothing=cfg.label_smoothing)
+                    loss = loss + cfg.attribute_weight * (per * wb[known]).sum() / wb[known].sum().clamp_min(1e-8)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(idx)
+        row = {"epoch": epoch, "epochs": epochs, "loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1), "seconds": time.monotonic() - t0}
+        history.append(row)
+        if progress:
+            progress(dict(row))
+    layer4.eval()
+    state = {k: v.detach().cpu().clone() for k, v in embedder.model.state_dict().items()}
+    for k, v in layer4.state_dict().items():
+        state[f"layer4.{k}"] = v.detach().cpu().clone()
+    return layer4, state, history
+
+
+def finetune_layer4(*args, **kwargs):
+    """Seeded wrapper of _finetune_layer4_unseeded: dropout masks and initialisation come from cfg.seed, and
+    the caller's global torch RNG state is left untouched (repeatable runs)."""
+    cfg = kwargs.get("cfg")
+    seed = getattr(cfg, "seed", 0) if cfg is not None else 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _finetune_layer4_unseeded(*args, **kwargs)
+
+
+finetune_layer4.__doc__ = (_finetune_layer4_unseeded.__doc__ or "") + "\n\n(Runs seeded by cfg.seed; the global torch RNG state is restored afterwards.)"

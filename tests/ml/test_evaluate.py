@@ -1,0 +1,59 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from ml import evaluate
+from tests.factories import write_image
+
+LEAVES = [("Apparel", "Topwear", "Tshirts", (200, 30, 30), "rect"), ("Apparel", "Bottomwear", "Jeans", (30, 30, 200), "rect"),
+          ("Footwear", "Shoes", "Sneakers", (30, 160, 40), "ellipse"), ("Accessories", "Bags", "Handbags", (230, 200, 40), "ellipse")]
+
+
+def _catalog(folder, n=40):
+    rows = []
+    for i in range(n):
+        master, sub, article, colour, shape = LEAVES[i % 4]
+        write_image(folder / "images" / f"{i}.jpg", color=colour, shape=shape, size=(40, 40))
+        rows.append({"id": i, "masterCategory": master, "subCategory": sub, "articleType": article, "image": f"images/{i}.jpg"})
+    with open(folder / "styles.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / "styles.csv"
+
+
+def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
+    styles = _catalog(tmp_path)
+    result = evaluate.main([
+        "--styles", str(styles), "--images", str(tmp_path), "--corrupt", "0.1", "--seed", "0", "--backbone", "resnet18",
+        "--image-size", "32", "--epochs", "1", "--folds", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+    ])
+    out = capsys.readouterr()
+    last = json.loads(out.out.strip().splitlines()[-1])
+    for key in ("sub_category_accuracy", "article_type_accuracy", "knn_precision_at_10", "flag_precision", "flag_recall", "images", "seconds"):
+        assert key in last
+    assert last == json.loads(json.dumps(result))
+    assert last["images"] == 40 and last["corrupted"] == 4 and last["finetune_epochs"] == 1
+    assert "decode + frozen layers" in out.err  # progress goes to stderr
+
+
+def test_missing_column_and_missing_images_are_reported(tmp_path, capsys):
+    (tmp_path / "styles.csv").write_text("id,image,articleType\n1,a.jpg,Tshirts\n")
+    with pytest.raises(SystemExit, match="masterCategory"):
+        evaluate.read_catalog(tmp_path / "styles.csv", tmp_path)
+    styles = _catalog(tmp_path, n=24)
+    (tmp_path / "images" / "3.jpg").unlink()
+    rows = evaluate.read_catalog(styles, tmp_path)
+    assert len(rows) == 23 and "line 5" in capsys.readouterr().err
+
+
+def test_corruption_moves_exactly_the_fraction_to_other_categories():
+    rng = np.random.default_rng(0)
+    article = np.repeat(np.arange(5), 40)
+    given, corrupted = evaluate.corrupt_categories(article, 0.05, rng)
+    assert corrupted.sum() == 10
+    assert (given[corrupted] != article[corrupted]).all() and (given[~corrupted] == article[~corrupted]).all()
+    test = evaluate.stratified_split(article, 0.2, rng)
+    assert all((test & (article == c)).sum() == 8 for c in range(5))

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+import torch
+
+from ml.backbone import Embedder
+from ml.finetune import FinetuneConfig, cache_from_layer3, finetune_layer4, layer3_cache, layer4_embed
+
+
+def test_cache_then_layer4_matches_direct_embedding(tiny_cfg, image_paths):
+    emb = Embedder(tiny_cfg)
+    seen = []
+    cache = layer3_cache(emb, image_paths, progress=lambda d, t: seen.append(d))
+    assert cache.dtype == torch.float16 and cache.shape[0] == 8 and seen[-1] == 8
+    from_cache = layer4_embed(emb.model.layer4, cache)
+    direct = emb.embed_paths(image_paths)
+    cos = (from_cache * direct).sum(1) / np.linalg.norm(from_cache, axis=1) / np.linalg.norm(direct, axis=1)
+    assert cos.min() > 0.999  # fp16 cache: close, not bit-equal
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_finetune_changes_only_trained_blocks_and_gives_new_embeddings(tiny_cfg, image_paths, blocks):
+    emb = Embedder(tiny_cfg)
+    cache = cache_from_layer3(emb.model.layer4, layer3_cache(emb, image_paths), blocks)
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    events = []
+    layer4, state, history = finetune_layer4(
+        emb, cache, labels, 4, rows=np.arange(6), attributes={"shape": (np.array([0, 0, 0, 0, 1, 1, -1, -1]), 2)},
+        cfg=FinetuneConfig(epochs=2, blocks=blocks, batch_size=4, lr=1e-2), progress=events.append,
+    )
+    assert [h["epoch"] for h in history] == [1, 2] and events[-1]["epochs"] == 2
+    before = emb.backbone_state_dict()
+    changed = {k for k in before if not torch.equal(before[k], state[k])}
+    assert changed and all(k.startswith("layer4.") for k in changed)
+    first_trained = len(emb.model.layer4) - blocks
+    assert all(int(k.split(".")[1]) >= first_trained for k in changed)
+    # The returned state dict is a complete backbone: a new Embedder with it has a new key and
+    # embeds images like the fine-tuned layer4 does from the cache.
+    tuned = Embedder(tiny_cfg, state_dict=state)
+    assert tuned.key != emb.key and tuned.key.startswith("resnet18:sd-")
+    new = tuned.embed_paths(image_paths)
+    from_cache = layer4_embed(layer4, cache, blocks=blocks)
+    cos = (from_cache * new).sum(1) / np.linalg.norm(from_cache, axis=1) / np.linalg.norm(new, axis=1)
+    assert cos.min() > 0.999
+    assert not np.allclose(new, emb.embed_paths(image_paths))
+    with pytest.raises(ValueError, match="blocks"):
+        finetune_layer4(emb, cache, labels, 4, cfg=FinetuneConfig(epochs=1, blocks=5))
