@@ -188,7 +188,7 @@ def _train_category_model_unseeded(
         model = CategoryModel(features.shape[1], n_classes, {k: v[1] for k, v in attrs.items()}, cfg)
     x = torch.from_numpy(features)
     model.mean.copy_(x.mean(0))
-    model.std.copy_(x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1]))
+    model.std.copy_(_robust_std(x))
     model.to(device)
     y = torch.from_numpy(labels)
     w = torch.from_numpy(sample_weight) if sample_weight is not None else torch.ones(len(y))
@@ -336,6 +336,20 @@ def out_of_fold_attribute_proba(features, attribute_labels, n_classes, *, groups
         full = train_category_model(features[known], attribute_labels[known], n_classes, cfg=cfg)
         out[~known] = full.predict_proba(features[~known])
     return out
+
+
+def _robust_std(x: torch.Tensor) -> torch.Tensor:
+    """Per-feature std for standardising, with near-constant features left unscaled.
+
+    Random-init ResNet features have dimensions that are almost always zero; dividing a held-out
+    row's small value there by a near-zero std throws it thousands of deviations out, and the
+    calibrated probabilities collapse to uniform.
+    """
+    if len(x) < 2:
+        return torch.ones(x.shape[1])
+    std = x.std(0)
+    floor = max(float(std.median()) * 1e-2, 1e-6)
+    return torch.where(std < floor, torch.ones_like(std), std)
 
 
 def train_category_model(*args, **kwargs):
