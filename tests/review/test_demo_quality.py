@@ -7,8 +7,8 @@ CPU and short training. Those features are weak (out-of-fold accuracy about 0.86
 precision is far below what ImageNet weights give.
 
 Measured (bench-style, /tmp scripts recorded in the review helper's report), 400-600 products,
-FLAG_MIN_CONFIDENCE=0.6, with dead ReLU dimensions of the features left out of the standardisation
-(what ml/category.py must do, see the xfail reason): recall 0.58-0.89, precision 0.30-0.52.
+FLAG_MIN_CONFIDENCE=0.6, with dead ReLU dimensions of the features left unscaled by the
+standardisation (ml/category.py _robust_std): recall 0.58-0.89, precision 0.30-0.52.
 The bars below sit under the lowest measurement.
 """
 
@@ -26,16 +26,6 @@ RECALL_MIN = 0.5
 PRECISION_MIN = 0.25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ml/category.py standardises features with std.clamp_min(1e-6): random-init ResNet features have "
-        "~80/2048 dead ReLU dimensions, a held-out row with a tiny value there becomes ~1e4 standard "
-        "deviations, logits reach std ~100, fit_temperature goes to its maximum (~22) and every "
-        "out-of-fold probability is squashed to ~1/C, so nothing reaches FLAG_MIN_CONFIDENCE. "
-        "Remove this marker when ml/ is fixed."
-    ),
-)
 @pytest.mark.django_db
 def test_flags_find_most_of_the_demo_catalogs_wrong_categories(settings):
     from curation.training.services.pipeline import pipeline_run_request, pipeline_step_run
