@@ -19,7 +19,12 @@ import pytest
 from tests.training.conftest import _fresh_serving, _small_ml, tiny_catalog, tiny_labels  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("WORKER_TEST_BROKER_URL", "redis://127.0.0.1:6379/1")
+# Celery gives the CELERY_BROKER_URL environment variable precedence over app.conf, so when it
+# names Redis (as in CI) the worker must listen there; otherwise Redis db 1.
+_env_broker = os.environ.get("CELERY_BROKER_URL", "")
+BROKER_URL = os.environ.get("WORKER_TEST_BROKER_URL") or (
+    _env_broker if _env_broker.startswith("redis://") else "redis://127.0.0.1:6379/1"
+)
 
 
 def _unavailable(reason: str):
