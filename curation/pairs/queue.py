@@ -36,7 +36,7 @@ EMPTY_RESERVED = "all_reserved"
 EMPTY_SKIPPED = "all_skipped_today"
 
 EMPTY_MESSAGES = {
-    EMPTY_NOTHING: "Nothing left to label: every candidate pair is decided. New candidates arrive with the next refresh.",
+    EMPTY_NOTHING: "Nothing to label: no open candidate pairs. New candidates arrive when the retraining pipeline next refreshes them.",
     EMPTY_RESERVED: "Every open pair is reserved by someone else right now. Reservations expire after {minutes} min; try again then.",
     EMPTY_SKIPPED: "The open pairs left are ones you skipped today; they stay in the queue for others.",
 }

@@ -90,7 +90,7 @@ def test_help_source_and_empty_queue(page, live_server, login_as, open_pairs):
     assert "Similar to a pair already known" in page.inner_text('[data-testid="why"]')
     page.keyboard.press("ArrowLeft")
     page.wait_for_selector('#labeler[data-state="empty"]')
-    assert "Nothing left to label" in page.inner_text('[data-testid="empty"]')
+    assert "Nothing to label" in page.inner_text('[data-testid="empty"]')
     assert page.js_errors == []
 
 

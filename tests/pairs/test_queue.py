@@ -173,7 +173,7 @@ def test_empty_queue_says_why(catalog, make_pairs, make_user):
     alice, bob = make_user("stylist", "alice"), make_user("stylist", "bob")
     state = services.stylist_queue_next(user=alice)
     assert state.held == [] and state.empty_code == queue.EMPTY_NOTHING
-    assert "Nothing left to label" in state.empty_reason
+    assert "Nothing to label" in state.empty_reason
     pairs = make_pairs(catalog, 2)
     services.stylist_queue_next(user=bob)
     state = services.stylist_queue_next(user=alice)
