@@ -61,6 +61,10 @@ class ActiveEmbeddings:
     def all_vectors(self) -> np.ndarray:
         return self._vectors
 
+    # An approximate or PCA-whitened index only shortlists this many times k; the shortlist is
+    # re-ranked by exact cosine on the stored features, so results match exact search on them.
+    RERANK_FACTOR = 10
+
     def search_vector(self, vec, k: int, allowed_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """Nearest products to a feature vector by cosine similarity, best first."""
         if self._index is None or k <= 0:
@@ -69,8 +73,17 @@ class ActiveEmbeddings:
         allowed = None if allowed_ids is None else np.fromiter((int(i) for i in allowed_ids), dtype=np.int64)
         if allowed is not None and len(allowed) == 0:
             return []
-        scores, ids = self._index.search(query, k, allowed_ids=allowed)
-        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if int(i) >= 0]
+        exact = self._index.kind == "flat" and self._index.pca_matrix is None
+        fetch = k if exact else k * self.RERANK_FACTOR
+        scores, ids = self._index.search(query, fetch, allowed_ids=allowed)
+        hits = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if int(i) >= 0]
+        if exact or not hits or not all(self.has(pid) for pid, _ in hits):
+            return hits[:k]
+        candidates = np.asarray(self._vectors[self.rows([pid for pid, _ in hits])], dtype=np.float32)
+        norms = np.linalg.norm(candidates, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        cosine = (candidates @ query[0]) / np.maximum(norms, 1e-12)
+        order = np.argsort(-cosine, kind="stable")[:k]
+        return [(hits[i][0], float(cosine[i])) for i in order]
 
     def neighbours(self, product_id: int, k: int, allowed_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """The k most similar other products (the product itself is left out)."""
