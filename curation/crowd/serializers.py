@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from curation.pairs.models import PairLabel
-from curation.pairs.serializers import ProductCardSerializer
+from curation.pairs.serializers import ProductCardSerializer, SubmitSerializer
 
 
 class BlindPairSerializer(serializers.Serializer):
@@ -30,14 +29,8 @@ class CrowdNextSerializer(serializers.Serializer):
     empty_code = serializers.CharField(allow_null=True, help_text="suspended, daily_cap or nothing_to_label.")
 
 
-class CrowdSubmitSerializer(serializers.Serializer):
-    pair_id = serializers.IntegerField()
-    value = serializers.ChoiceField(choices=PairLabel.Value.values)
-    reasons = serializers.ListField(child=serializers.ChoiceField(choices=PairLabel.REASON_TAGS), required=False, default=list)
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-    duration_ms = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, default=None, help_text="Time from showing the pair to the decision."
-    )
+class CrowdSubmitSerializer(SubmitSerializer):
+    """The same decision body as the stylist queue's (docs/contracts.md)."""
 
 
 class CrowdSubmitResultSerializer(serializers.Serializer):
