@@ -390,7 +390,7 @@ def _step_train_category(ctx: StepContext) -> None:
     colour_labels = np.array([colour_index.get(data.colours[r], -1) for r in rows], dtype=np.int64)
     attributes = {"colour": (colour_labels, len(colour_names))} if len(colour_names) >= 2 else None
     # Categories a merchandiser confirmed are better evidence than imported ones.
-    weight = np.where(data.verified[rows], 2.0, 1.0).astype(np.float32)
+    weight = np.where(data.verified[rows], settings.REVIEW_VERIFIED_SAMPLE_WEIGHT, 1.0).astype(np.float32)
     groups = np.array([data.groups[r] for r in rows])
     version = _new_version(ctx, kind=ModelVersion.Kind.CATEGORY, embedding_set=data.embedding_set, config={"category": cfg.to_dict()})
     ctx.progress(0, cfg.folds + 1, unit="folds")
