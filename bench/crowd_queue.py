@@ -25,32 +25,13 @@ import sys
 import time
 from pathlib import Path
 
+from bench_support import ensure_database, percentile, progress
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "curation.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/curation_crowd_bench")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-
-def progress(msg: str) -> None:
-    sys.stderr.write(f"\r{msg}\033[K" if sys.stderr.isatty() else msg + "\n")
-    sys.stderr.flush()
-
-
-def ensure_database(url: str) -> None:
-    import dj_database_url
-    import psycopg
-
-    cfg = dj_database_url.parse(url)
-    if "postgresql" not in cfg["ENGINE"]:
-        sys.exit("bench/crowd_queue.py measures PostgreSQL: set DATABASE_URL=postgres://.../curation_crowd_bench")
-    name = cfg["NAME"]
-    if "bench" not in name:
-        sys.exit(f"refusing to empty tables of database {name!r}: its name must contain 'bench'")
-    conninfo = {k: v for k, v in dict(host=cfg["HOST"], port=cfg["PORT"], user=cfg["USER"], password=cfg["PASSWORD"]).items() if v}
-    with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def load(n_pairs: int, n_gold: int, clients: int) -> None:
@@ -158,15 +139,6 @@ def queue_exec_ms(samples: int) -> list[float]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=5000)
@@ -175,7 +147,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50, help="decisions per worker")
     args = parser.parse_args()
 
-    ensure_database(os.environ["DATABASE_URL"])
+    ensure_database(os.environ["DATABASE_URL"], script="crowd_queue.py")
     import django
 
     django.setup()

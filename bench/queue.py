@@ -33,7 +33,10 @@ if __name__ == "queue":
     _spec.loader.exec_module(_std)
     globals().update({k: v for k, v in vars(_std).items() if not k.startswith("__")})
 elif __name__ == "__main__":
-    # Run as the benchmark: drop bench/ from the path before anything imports the real queue.
+    # Run as the benchmark: drop bench/ from the path before anything imports the real queue
+    # (bench_support first, while bench/ is still on the path; it imports nothing at load time).
+    from bench_support import ensure_database, percentile, progress  # noqa: F401
+
     _here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
 
@@ -48,28 +51,6 @@ import time
 from collections import defaultdict
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def progress(msg: str) -> None:
-    sys.stderr.write(f"\r{msg}\033[K" if sys.stderr.isatty() else msg + "\n")
-    sys.stderr.flush()
-
-
-def ensure_database(url: str) -> str:
-    import dj_database_url
-    import psycopg
-
-    cfg = dj_database_url.parse(url)
-    if "postgresql" not in cfg["ENGINE"]:
-        sys.exit("bench/queue.py measures PostgreSQL: set DATABASE_URL=postgres://.../curation_bench")
-    name = cfg["NAME"]
-    if "bench" not in name:
-        sys.exit(f"refusing to empty tables of database {name!r}: its name must contain 'bench'")
-    conninfo = dict(host=cfg["HOST"] or None, port=cfg["PORT"] or None, user=cfg["USER"] or None, password=cfg["PASSWORD"] or None)
-    with psycopg.connect(dbname="postgres", autocommit=True, **{k: v for k, v in conninfo.items() if v}) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return name
 
 
 def load(n_pairs: int, n_products: int, seed: int) -> int:
@@ -190,15 +171,6 @@ def reservation_exec_ms(samples: int) -> list[float]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=1_000_000)
@@ -214,7 +186,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "curation.settings")
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/curation_bench")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    ensure_database(os.environ["DATABASE_URL"])
+    ensure_database(os.environ["DATABASE_URL"], script="queue.py")
     import django
 
     django.setup()

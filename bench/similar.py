@@ -25,6 +25,8 @@ from pathlib import Path
 # bench/queue.py is named like the standard library's "queue": drop bench/ from the import path
 # before anything (psycopg, http.client users) imports the real one.
 _HERE = Path(__file__).resolve().parent
+from bench_support import ensure_database, progress  # noqa: E402  (while bench/ is still on the path)
+
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
@@ -44,11 +46,6 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/curation_bench_similar"
 DEFAULT_ARTIFACTS = "/tmp/bench_similar/artifacts"
 
 
-def progress(msg: str) -> None:
-    sys.stderr.write(f"\r{msg}\033[K" if sys.stderr.isatty() else msg + "\n")
-    sys.stderr.flush()
-
-
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=300_000, help="indexed products")
@@ -65,22 +62,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rebuild", action="store_true", help="rebuild products and embeddings even if present")
     p.add_argument("--build-only", action="store_true", help="prepare the database and embedding set, then stop")
     return p.parse_args()
-
-
-def ensure_database(url: str) -> None:
-    import dj_database_url
-    import psycopg
-
-    cfg = dj_database_url.parse(url)
-    if "postgresql" not in cfg["ENGINE"]:
-        sys.exit("bench/similar.py measures PostgreSQL: set DATABASE_URL=postgres://.../curation_bench_similar")
-    name = cfg["NAME"]
-    if "bench" not in name:
-        sys.exit(f"refusing to fill database {name!r}: its name must contain 'bench'")
-    conninfo = {k: v for k, v in dict(host=cfg["HOST"], port=cfg["PORT"], user=cfg["USER"], password=cfg["PASSWORD"]).items() if v}
-    with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def synthetic_features(n: int, dim: int, seed: int):
@@ -315,7 +296,7 @@ def main() -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "curation.settings")
     Path(os.environ["ARTIFACTS_ROOT"]).mkdir(parents=True, exist_ok=True)
-    ensure_database(os.environ["DATABASE_URL"])
+    ensure_database(os.environ["DATABASE_URL"], script="similar.py")
     state = build_catalog(args)
     emb, token, in_stock, skus = state["embedding_set"], state["token"], state["in_stock"], state["skus"]
     if args.build_only:
