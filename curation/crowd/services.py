@@ -42,6 +42,7 @@ from curation.crowd import aggregation
 from curation.crowd.agreement import GOLD_CI_Z, wilson_interval
 from curation.crowd.models import AggregatedLabel, CrowdReservation, WorkerProfile
 from curation.pairs.models import CandidatePair, PairLabel, PairSkip
+from curation.pairs.services import LabelError, decision_clean
 
 log = logging.getLogger(__name__)
 
@@ -372,22 +373,10 @@ def _validate_vote(pair_id, value, reasons, note, duration_ms) -> tuple[int, str
         pair_id = int(pair_id)
     except (TypeError, ValueError):
         raise InvalidVote(f"pair_id must be an integer, got {pair_id!r}") from None
-    if value not in PairLabel.Value.values:
-        raise InvalidVote(f"value must be 'yes' or 'no', got {value!r}")
-    reasons = list(reasons or [])
-    unknown = [r for r in reasons if r not in PairLabel.REASON_TAGS]
-    if unknown:
-        raise InvalidVote(f"unknown reason tag(s) {unknown}; expected some of {', '.join(PairLabel.REASON_TAGS)}")
-    if duration_ms is not None:
-        try:
-            duration_ms = int(duration_ms)
-        except (TypeError, ValueError):
-            raise InvalidVote(f"duration_ms must be a whole number of milliseconds, got {duration_ms!r}") from None
-        if duration_ms < 0:
-            raise InvalidVote(f"duration_ms must not be negative, got {duration_ms}")
-    note = note or ""
-    if len(note) > 2000:
-        raise InvalidVote(f"note is {len(note)} characters long; at most 2000")
+    try:
+        value, reasons, note, duration_ms = decision_clean(value=value, reasons=reasons, note=note, duration_ms=duration_ms)
+    except LabelError as exc:
+        raise InvalidVote(str(exc)) from None
     return pair_id, value, reasons, note, duration_ms
 
 

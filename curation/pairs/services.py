@@ -62,7 +62,8 @@ def stylist_counts(*, user) -> dict:
     return {"today": today, "queue_left": left, "queue_left_capped": capped}
 
 
-def _clean_decision(*, value: str, reasons: Iterable[str] | None, note: str | None, duration_ms) -> tuple[str, list[str], str, int | None]:
+def decision_clean(*, value: str, reasons: Iterable[str] | None, note: str | None, duration_ms) -> tuple[str, list[str], str, int | None]:
+    """Check and normalise a labeling decision (stylist label or crowd vote); LabelError names the field."""
     if value not in PairLabel.Value.values:
         raise LabelError(f"value: {value!r} is not one of {', '.join(PairLabel.Value.values)}")
     reasons = list(reasons or [])
@@ -101,7 +102,7 @@ def pair_label_record(
     constraint on (pair, user) is the last line of defence. ``on_created`` runs in the same
     transaction (the crowd queue updates vote counts and gold answers there).
     """
-    value, reasons, note, duration_ms = _clean_decision(value=value, reasons=reasons, note=note, duration_ms=duration_ms)
+    value, reasons, note, duration_ms = decision_clean(value=value, reasons=reasons, note=note, duration_ms=duration_ms)
     with transaction.atomic():
         pair = CandidatePair.objects.select_for_update(of=("self",)).filter(pk=pair_id).first()
         if pair is None:

@@ -228,10 +228,10 @@ def test_submit_is_idempotent_and_flags_answers_that_are_too_fast(crowd_workers)
 @pytest.mark.parametrize(
     "fields,message",
     [
-        ({"value": "maybe"}, "value must be 'yes' or 'no', got 'maybe'"),
-        ({"reasons": ["ugly"]}, r"unknown reason tag\(s\) \['ugly'\]"),
-        ({"duration_ms": -5}, "duration_ms must not be negative"),
-        ({"duration_ms": "soon"}, "duration_ms must be a whole number"),
+        ({"value": "maybe"}, "value: 'maybe' is not one of yes, no"),
+        ({"reasons": ["ugly"]}, r"reasons: unknown tag\(s\) 'ugly'; expected some of colour_clash"),
+        ({"duration_ms": -5}, "duration_ms: -5 is negative"),
+        ({"duration_ms": "soon"}, "duration_ms: 'soon' is not an integer"),
         ({"pair_id": "abc"}, "pair_id must be an integer"),
     ],
 )
