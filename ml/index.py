@@ -218,13 +218,21 @@ class VectorIndex:
         need = min(k, available)
         short = np.flatnonzero((found >= 0).sum(axis=1) < need)
         if len(short):
-            # Approximate search missed some: widen (all lists), or exact over the allowed vectors.
+            # Approximate search missed some. Unfiltered: probe more lists, fourfold each time (a
+            # query that just overflowed its lists, the hot path of asking for a long shortlist,
+            # costs a few more lists, not a scan of the whole index). Filtered: all lists, which
+            # is exact over the allowed vectors. Other kinds: exact over the allowed vectors.
             if self.kind in ("ivf", "ivfsq"):
                 sel = faiss.IDSelectorBatch(allowed) if allowed is not None else None
-                s2, f2 = self._search_raw(q[short], k, sel, nprobe=self.index.nlist)
+                nprobe = max(int(self.nprobe or 1), 1)
+                while len(short) and nprobe < self.index.nlist:
+                    nprobe = self.index.nlist if allowed is not None else min(nprobe * 4, self.index.nlist)
+                    s2, f2 = self._search_raw(q[short], k, sel, nprobe=nprobe)
+                    scores[short], found[short] = s2, f2
+                    short = short[(f2 >= 0).sum(axis=1) < need]
             else:
                 s2, f2 = self._exact_subset(q[short], k, allowed if allowed is not None else self._ids)
-            scores[short], found[short] = s2, f2
+                scores[short], found[short] = s2, f2
         scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
         return scores, found.astype(np.int64)
 

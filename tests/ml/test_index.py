@@ -104,3 +104,22 @@ def test_bad_input_is_rejected():
     index = VectorIndex.build(x, ids)
     with pytest.raises(ValueError, match="dimension"):
         index.search(np.ones((1, 5), np.float32), 3)
+
+
+def test_ivf_short_of_k_probes_more_lists_not_all_of_them(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 16)).astype(np.float32)
+    ids = np.arange(4000, dtype=np.int64)
+    index = VectorIndex.build(x, ids, kind="ivf", nlist=256)
+    index.nprobe = 1  # one list of ~16 vectors cannot hold 40 results
+    probes = []
+    real = index._search_raw
+
+    def recording(q, k, sel=None, *, nprobe=None, ef=None):
+        probes.append(nprobe or index.nprobe)
+        return real(q, k, sel, nprobe=nprobe, ef=ef)
+
+    monkeypatch.setattr(index, "_search_raw", recording)
+    scores, found = index.search(x[:5], 40)
+    assert (found >= 0).all() and np.isfinite(scores).all()
+    assert probes[0] == 1 and 1 < max(probes) < 256  # widened, but no scan of every list
