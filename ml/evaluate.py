@@ -6,16 +6,24 @@ What it does, in the order a real retraining would:
 1. corrupt the articleType of ``--corrupt`` of the products at random (the new category path is
    another articleType with its own subCategory/masterCategory), as a catalog with errors;
 2. split the products into train/test (stratified by the true articleType);
-3. run the backbone up to layer3 once per image (cached, fp16, at ``--image-size`` px);
-4. fine-tune layer4 plus category heads (articleType, with subCategory and masterCategory as
-   cross-learned heads) on the train split's labels as the catalog gives them (errors included),
-   within the time budget;
-5. re-embed every product from the cache with the new layer4 ("new embeddings");
-6. category accuracy per level on the test split (against the true labels); k-NN precision@10
-   of the test products against the whole catalog (same true articleType);
-7. out-of-fold category model over all products with the catalog's labels; flag a product when
-   its calibrated out-of-fold probability of its own label is below ``--flag-below``; precision and
-   recall of the flags against the corrupted set.
+3. run the frozen part of the backbone once per image (cached, fp16, at ``--image-size`` px);
+4. fine-tune the last ``--blocks`` bottleneck blocks of layer3+layer4 plus category heads
+   (articleType, with subCategory and masterCategory as cross-learned heads) on the train split's
+   labels as the catalog gives them (errors included), within the time budget;
+5. re-embed every product from the cache with the new blocks ("new embeddings");
+6. category accuracy per level on the test split (the fine-tuned network's own heads, against the
+   true labels); k-NN precision@10 of the test products against the whole catalog (same true
+   articleType) by exact cosine, which is what the app serves (its PCA-whitened index only
+   shortlists, then re-ranks by exact cosine);
+7. catalog-error flags: ``--flag-networks`` networks fine-tuned the same way on all products but
+   one fold each (cross-fitting), so each product is scored by a network that never saw its
+   (possibly wrong) label; flag a product when the calibrated probability of its given category
+   path (geometric mean of articleType and subCategory) is below ``--flag-below``; precision and
+   recall of the flags against the corrupted set, and the best precision at recall >= 0.8.
+
+Defaults (96 px, 9 blocks, up to 8 epochs, 2 flag networks) were chosen by a sweep of image size,
+blocks and epochs on this repository's sample catalog; they fit the 30-minute budget on 2 CPU
+cores, and ``--budget-minutes`` cuts epochs when a slower machine would not.
 
 Progress goes to stderr; the last line on stdout is one JSON object.
 """
@@ -26,17 +34,33 @@ import argparse
 import csv
 import json
 import logging
+import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ml.backbone import Embedder, bf16_supported
-from ml.category import CategoryConfig, out_of_fold_predictions, train_category_model
+from ml.category import (
+    CategoryConfig,
+    _softmax,
+    fit_temperature,
+    make_folds,
+    out_of_fold_predictions,
+    train_category_model,
+)
 from ml.config import BackboneConfig
-from ml.finetune import FinetuneConfig, finetune_layer4, layer3_cache, layer4_embed
+from ml.finetune import (
+    FinetuneConfig,
+    backbone_tail,
+    finetune_layer4,
+    finetune_predict_logits,
+    layer3_cache,
+    layer4_embed,
+)
 from ml.index import VectorIndex
 from ml.metrics import accuracy, flag_precision_recall, precision_at_k, top_k_accuracy
 
@@ -118,6 +142,45 @@ def corrupt_categories(article: np.ndarray, fraction: float, rng: np.random.Gene
     return given, corrupted
 
 
+def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str, np.ndarray], sizes: dict[str, int],
+                        folds: np.ndarray, cfg: FinetuneConfig, progress=None) -> dict[str, np.ndarray]:
+    """Calibrated logits per level ("articleType" first in ``sizes``, then attribute levels) for every
+    row, each from a network fine-tuned on the other folds only: no row is scored by a network that
+    saw its label. Each half of a fold's rows is calibrated by a temperature fitted on the other half."""
+    levels = list(sizes)
+    main_level = levels[0]
+    out = {level: np.zeros((len(cache), size), np.float32) for level, size in sizes.items()}
+    n_folds = int(folds.max()) + 1
+    for f in range(n_folds):
+        held = np.flatnonzero(folds == f)
+        say(f"flag network {f + 1}/{n_folds}: trained on {len(cache) - len(held)}, scores {len(held)}")
+        net = finetune_layer4(
+            embedder, cache, given[main_level], sizes[main_level], rows=np.flatnonzero(folds != f),
+            attributes={level: (given[level], sizes[level]) for level in levels[1:]},
+            cfg=replace(cfg, seed=cfg.seed + f), progress=progress,
+        )
+        head_names = {main_level: "__category__", **{level: level for level in levels[1:]}}
+        logits = finetune_predict_logits(net, cache, blocks=cfg.blocks, rows=held, names=tuple(head_names.values()))
+        halves = np.arange(len(held)) % 2 == 0
+        for level, head in head_names.items():
+            z, labels = logits[head], given[level][held]
+            for part in (halves, ~halves):
+                out[level][held[part]] = z[part] / fit_temperature(z[~part], labels[~part])
+        del net
+    return out
+
+
+def _json_safe(value):
+    """Floats rounded to 4 places and NaN (e.g. precision with nothing flagged) as null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    return value
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--styles", type=Path, required=True)
@@ -126,18 +189,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="none", help="imagenet, none, or a state-dict path (ML_WEIGHTS)")
     p.add_argument("--backbone", default="resnet50")
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--blocks", type=int, default=1, help="trailing bottleneck blocks of layer4 to fine-tune (3 = all)")
+    p.add_argument("--blocks", type=int, default=9, help="trailing bottleneck blocks of layer3+layer4 to fine-tune (3 = all of layer4, 9 = both)")
+    p.add_argument("--flag-networks", type=int, default=2,
+                   help="cross-fitted fine-tuned networks that score the flags (each product by one that never saw its label); 0 = out-of-fold heads on the final features")
+    p.add_argument("--flag-score", default="path_geomean", choices=("article", "sub", "path_geomean", "path_max"),
+                   help="which probability of the given category is thresholded")
     p.add_argument("--epochs", type=int, default=8, help="layer4 fine-tuning epochs (fewer if the budget says so); 0 = frozen")
-    p.add_argument("--budget-minutes", type=float, default=26.0, help="whole run; fine-tuning gets what the other stages leave")
-    p.add_argument("--flag-below", type=float, default=0.05, help="flag when the out-of-fold probability of the given label is below this")
+    p.add_argument("--budget-minutes", type=float, default=28.0, help="whole run; fine-tuning gets what the other stages leave")
+    p.add_argument("--flag-below", type=float, default=0.01, help="flag when the (cross-fitted) probability of the given category is below this")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--recalibrate-bn", action="store_true", help="re-estimate batch-norm statistics on 512 catalog images first")
     p.add_argument("--limit", type=int, default=0, help="use only this many products (quick runs)")
+    p.add_argument("--index-pca-dim", type=int, default=256,
+                   help="PCA-whitening of the index whose order (before the app's exact re-rank) is reported beside exact cosine, as ML_INDEX_PCA_DIM")
     args = p.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -180,63 +249,120 @@ def main(argv: list[str] | None = None) -> dict:
     say(f"backbone {embedder.key} on {embedder.device}; bf16 autocast {'on' if embedder.use_bf16 else 'off (no fast bf16 on this processor)'}")
 
     t = time.monotonic()
-    blocks = args.blocks if args.epochs > 0 else 3
+    tail_blocks = len(backbone_tail(embedder.model))
+    if args.blocks > tail_blocks:
+        say(f"{args.backbone} has {tail_blocks} bottleneck blocks in layer3+layer4; fine-tuning all {tail_blocks}")
+    blocks = min(args.blocks, tail_blocks) if args.epochs > 0 else len(embedder.model.layer4)
     cache = layer3_cache(embedder, [r["path"] for r in rows], blocks=blocks, progress=ProgressLine("decode + frozen layers"))
     stage_seconds["layer3_cache"] = time.monotonic() - t
 
-    history = []
+    history: list[dict] = []
+    tail = backbone_tail(embedder.model)
+    attr_levels = ("subCategory", "masterCategory")
+    flag_networks = args.flag_networks if args.epochs > 0 else 0
+    finetune_result = None
+    progress_epoch = lambda h: say(f"  epoch {h['epoch']}/{h['epochs']}: loss {h['loss']:.3f}, train acc {h['train_accuracy']:.3f}, {h['seconds']:.0f}s")
     if args.epochs > 0:
-        # Reserve time for re-embedding (measured on a slice), the heads and the out-of-fold models.
+        # Reserve time for re-embedding (measured on a slice) and the heads; the fine-tuning runs
+        # (the final network on the train split, plus the cross-fitted flag networks) share the rest
+        # in proportion to the rows each trains on.
         t = time.monotonic()
-        layer4_embed(embedder.model.layer4, cache[:64], blocks=blocks)
+        layer4_embed(tail, cache[:64], blocks=blocks)
         embed_s = (time.monotonic() - t) * n / 64
-        reserve = 2.5 * embed_s + 120 + 0.02 * n
-        budget = args.budget_minutes * 60 - (time.monotonic() - started) - reserve
-        say(f"fine-tuning layer4: up to {args.epochs} epochs within {max(budget, 0):.0f}s")
-        attrs = {level: (given[level], len(names[level])) for level in ("subCategory", "masterCategory")}
+        reserve = 2.5 * embed_s + 60 + 0.01 * n + (0 if flag_networks else 0.02 * n)
+        budget = max(args.budget_minutes * 60 - (time.monotonic() - started) - reserve, 1.0)
+        flag_rows = (flag_networks - 1) * n / flag_networks if flag_networks else 0
+        share = len(train_rows) / (len(train_rows) + flag_networks * flag_rows)
+        say(f"fine-tuning {blocks} block(s) of layer3+layer4: up to {args.epochs} epochs, {budget:.0f}s for "
+            f"1 + {flag_networks} network(s)")
+        attrs = {level: (given[level], len(names[level])) for level in attr_levels}
         t = time.monotonic()
-        layer4, _state, history = finetune_layer4(
+        finetune_result = finetune_layer4(
             embedder, cache, given["articleType"], len(names["articleType"]), rows=train_rows, attributes=attrs,
-            cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed, time_budget_s=max(budget, 1.0)),
-            progress=lambda h: say(f"  epoch {h['epoch']}/{h['epochs']}: loss {h['loss']:.3f}, train acc {h['train_accuracy']:.3f}, {h['seconds']:.0f}s"),
+            cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed, time_budget_s=budget * share),
+            progress=progress_epoch,
         )
+        tail, history = finetune_result.tail, finetune_result.history
         stage_seconds["finetune"] = time.monotonic() - t
-    else:
-        layer4 = embedder.model.layer4
     t = time.monotonic()
-    feats = layer4_embed(layer4, cache, blocks=blocks, progress=ProgressLine("layer4 embed"))
+    feats = layer4_embed(tail, cache, blocks=blocks, progress=ProgressLine("layer4 embed"))
     stage_seconds["embed"] = time.monotonic() - t
-    del cache
 
-    # Category accuracy on the test split (heads trained on the catalog's labels, errors included).
+    # Category accuracy on the test split (trained on the catalog's labels, errors included): the
+    # fine-tuned network's own heads (flip-averaged) when there is one, else heads on the features.
     t = time.monotonic()
-    # A narrow hidden layer: nearly the accuracy of a wide one on these features, a fraction of the CPU.
-    head_cfg = CategoryConfig(seed=args.seed, hidden=256, epochs=20, folds=args.folds)
-    attrs = {level: (given[level][train_rows], len(names[level])) for level in ("subCategory", "masterCategory")}
-    model = train_category_model(feats[train_rows], given["articleType"][train_rows], len(names["articleType"]), attributes=attrs, cfg=head_cfg)
     test_rows = np.flatnonzero(test)
     result = {}
-    proba = model.predict_proba(feats[test_rows])
+    head_cfg = CategoryConfig(seed=args.seed, hidden=256, epochs=20, folds=args.folds)
+    if finetune_result is not None:
+        own = finetune_predict_logits(finetune_result, cache, blocks=blocks, rows=test_rows, names=("__category__",) + attr_levels)
+        proba = _softmax(own["__category__"])
+        level_pred = {level: _softmax(own[level]) for level in attr_levels}
+    else:
+        # A narrow hidden layer: nearly the accuracy of a wide one on these features, a fraction of the CPU.
+        attrs = {level: (given[level][train_rows], len(names[level])) for level in attr_levels}
+        model = train_category_model(feats[train_rows], given["articleType"][train_rows], len(names["articleType"]), attributes=attrs, cfg=head_cfg)
+        proba = model.predict_proba(feats[test_rows])
+        level_pred = {level: model.predict_attribute_proba(level, feats[test_rows]) for level in attr_levels}
     result["article_type_accuracy"] = accuracy(article[test_rows], proba)
     result["article_type_top5_accuracy"] = top_k_accuracy(article[test_rows], proba, 5)
-    for level, key in (("subCategory", "sub_category_accuracy"), ("masterCategory", "master_category_accuracy")):
-        result[key] = accuracy(codes[level][test_rows], model.predict_attribute_proba(level, feats[test_rows]))
+    result["sub_category_accuracy"] = accuracy(codes["subCategory"][test_rows], level_pred["subCategory"])
+    result["master_category_accuracy"] = accuracy(codes["masterCategory"][test_rows], level_pred["masterCategory"])
     stage_seconds["heads"] = time.monotonic() - t
 
     # k-NN precision@10: test products against the whole catalog, same true articleType.
     t = time.monotonic()
     ids = np.arange(n, dtype=np.int64)
-    index = VectorIndex.build(feats, ids)
-    _, found = index.search(feats[test_rows], 11)
-    neighbours = np.array([[j for j in row if j != q][:10] for row, q in zip(found.tolist(), test_rows.tolist())])
-    result["knn_precision_at_10"] = precision_at_k(article[test_rows], article[neighbours])
+    # Exact cosine on the embeddings is what the app answers: its index (PCA-whitened to
+    # ML_INDEX_PCA_DIM) only shortlists, and the shortlist is re-ranked by exact cosine on the
+    # stored features. The index order without that re-rank is reported beside it.
+    for key, pca_dim in (("knn_precision_at_10", None), ("knn_precision_at_10_pca_index_order", args.index_pca_dim or None)):
+        index = VectorIndex.build(feats, ids, pca_dim=pca_dim, seed=args.seed)
+        _, found = index.search(feats[test_rows], 11)
+        neighbours = np.array([[j for j in row if j != q][:10] for row, q in zip(found.tolist(), test_rows.tolist())])
+        result[key] = precision_at_k(article[test_rows], article[neighbours])
+    if finetune_result is not None:
+        # Cosine in the space the classifier reads (the features standardised by its batch norm).
+        norm = finetune_result.heads["__norm__"]
+        with torch.no_grad():
+            head_space = norm(torch.from_numpy(feats).to(next(norm.parameters()).device)).float().cpu().numpy()
+        _, found = VectorIndex.build(head_space, ids).search(head_space[test_rows], 11)
+        neighbours = np.array([[j for j in row if j != q][:10] for row, q in zip(found.tolist(), test_rows.tolist())])
+        result["knn_precision_at_10_head_space"] = precision_at_k(article[test_rows], article[neighbours])
     stage_seconds["knn"] = time.monotonic() - t
 
-    # Catalog-error flags from out-of-fold probabilities of the given articleType.
+    # Catalog-error flags: every product's probability of its own given category path, from models
+    # that never saw its label. With fine-tuning, a network trained on a product's (wrong) label
+    # learns it, so the flag scores come from cross-fitted networks: fold f is scored by a network
+    # fine-tuned on the other folds. Without fine-tuning, out-of-fold heads on the frozen features.
     t = time.monotonic()
-    oof = out_of_fold_predictions(feats, given["articleType"], len(names["articleType"]),
-                                  cfg=head_cfg, progress=ProgressLine("out-of-fold models"))
-    p_given = oof["proba"][np.arange(n), given["articleType"]]
+    rows_n = np.arange(n)
+    if flag_networks:
+        folds = make_folds(given["articleType"], flag_networks, seed=args.seed)
+        logits = cross_fitted_logits(
+            embedder, cache, given, {level: len(names[level]) for level in ("articleType",) + attr_levels}, folds,
+            FinetuneConfig(epochs=len(history) or args.epochs, blocks=blocks, seed=args.seed + 1), progress=progress_epoch,
+        )
+        article_logits, sub_logits = logits["articleType"], logits["subCategory"]
+        scores = {"article": _softmax(article_logits)[rows_n, given["articleType"]],
+                  "sub": _softmax(sub_logits)[rows_n, given["subCategory"]]}
+    else:
+        oof = out_of_fold_predictions(feats, given["articleType"], len(names["articleType"]),
+                                      attributes={level: (given[level], len(names[level])) for level in attr_levels},
+                                      cfg=head_cfg, progress=ProgressLine("out-of-fold models"))
+        scores = {"article": oof["proba"][rows_n, given["articleType"]],
+                  "sub": oof["attributes"]["subCategory"][rows_n, given["subCategory"]]}
+    del cache
+    # The given category path as a whole: a wrong label usually breaks the parent level too.
+    scores["path_geomean"] = np.sqrt(scores["article"] * scores["sub"])
+    scores["path_max"] = np.maximum(scores["article"], scores["sub"])
+    result["flag_score_precision_at_recall_0_8"] = {}
+    for name, sc in scores.items():
+        order = np.argsort(sc, kind="stable")
+        hits = np.cumsum(corrupted[order])
+        prec, rec = hits / np.arange(1, n + 1), hits / max(corrupted.sum(), 1)
+        result["flag_score_precision_at_recall_0_8"][name] = round(float(prec[rec >= 0.8].max()), 4) if (rec >= 0.8).any() else None
+    p_given = scores[args.flag_score]
     flagged = p_given < args.flag_below
     result["flag_precision"], result["flag_recall"] = flag_precision_recall(flagged, corrupted)
     order = np.argsort(p_given, kind="stable")
@@ -256,7 +382,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": round(time.monotonic() - started, 1),
         "corrupted": int(corrupted.sum()),
         "flagged": int(flagged.sum()),
-        "flag_rule": f"oof p(given articleType) < {args.flag_below}",
+        "flag_rule": f"{'cross-fitted networks' if flag_networks else 'out-of-fold heads'}: {args.flag_score} p(given) < {args.flag_below}",
+        "flag_networks": flag_networks,
         "backbone": embedder.key,
         "weights": args.weights,
         "image_size": args.image_size,
@@ -270,10 +397,8 @@ def main(argv: list[str] | None = None) -> dict:
         "stage_seconds": {k: round(v, 1) for k, v in stage_seconds.items()},
         "seed": args.seed,
     })
-    for k, v in list(result.items()):
-        if isinstance(v, float):
-            result[k] = round(v, 4)
-    print(json.dumps(result), flush=True)
+    result = _json_safe(result)
+    print(json.dumps(result, allow_nan=False), flush=True)
     return result
 
 

@@ -1,11 +1,13 @@
-"""Layer4 fine-tuning on cached layer3 activations: the cheap way to get "new embeddings" on a CPU.
+"""Fine-tuning the backbone's tail on cached activations: the cheap way to get "new embeddings" on a CPU.
 
-The stem and layers 1-3 run once per image (``layer3_cache``, fp16, at a small image size); then
-layer4 and a classification head (category plus optional attribute heads) train for several
-epochs on the cache alone, with horizontal flips of the activation maps as augmentation. The
-result is a full backbone state dict (layers 1-3 unchanged, layer4 trained, batch-norm statistics
-included): ``Embedder(cfg, state_dict=...)`` embeds with it, and ``layer4_embed`` re-embeds the
-cached catalog without decoding a single image again.
+The tail is the sequence of bottleneck blocks of layer3 then layer4 (ResNet-50: 6 + 3); ``blocks``
+counts trained blocks from its end (3 = all of layer4, 9 = layer3 and layer4). The frozen part
+(stem, layers 1-2 and the untrained leading tail blocks) runs once per image (``layer3_cache``,
+fp16, at a small image size); then the trained blocks and a classification head (category plus
+optional attribute heads) train for several epochs on the cache alone, with horizontal flips of
+the activation maps as augmentation. The result is a full backbone state dict (frozen layers
+unchanged, batch-norm statistics included): ``Embedder(cfg, state_dict=...)`` embeds with it, and
+``layer4_embed`` re-embeds the cached catalog without decoding a single image again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,7 +33,7 @@ Progress = Callable[[int, int], None]
 @dataclass
 class FinetuneConfig:
     epochs: int = 6
-    blocks: int = 3  # trailing bottleneck blocks of layer4 to train (3 = all of layer4); fewer = cheaper
+    blocks: int = 3  # trailing bottleneck blocks of layer3+layer4 to train (ResNet-50: 3 = all of layer4, 9 = both)
     lr: float = 1e-3
     weight_decay: float = 5e-4
     batch_size: int = 64
@@ -44,21 +47,31 @@ class FinetuneConfig:
         return asdict(self)
 
 
-def _stem_to_layer3(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
-    return model.layer3(model.layer2(model.layer1(x)))
+def backbone_tail(model: nn.Module) -> nn.Sequential:
+    """layer3's and layer4's blocks as one sequence (the same modules, not copies)."""
+    return nn.Sequential(*model.layer3, *model.layer4)
 
 
-def frozen_part(model: nn.Module, x: torch.Tensor, blocks: int = 3) -> torch.Tensor:
-    """Activations entering the last ``blocks`` bottlenecks of layer4 (blocks=3: layer3 output)."""
-    h = _stem_to_layer3(model, x)
-    for block in list(model.layer4)[: max(len(model.layer4) - blocks, 0)]:
+def _tail_key(model: nn.Module, position: int) -> str:
+    """State-dict prefix of tail block ``position`` ("layer3.4" / "layer4.0")."""
+    n3 = len(model.layer3)
+    return f"layer3.{position}" if position < n3 else f"layer4.{position - n3}"
+
+
+def frozen_part(model: nn.Module, x: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
+    """Activations entering the last ``blocks`` blocks of layer3+layer4 (default: all of layer4, i.e. layer3's output)."""
+    blocks = len(model.layer4) if blocks is None else blocks
+    h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    h = model.layer2(model.layer1(h))
+    tail = list(backbone_tail(model))
+    for block in tail[: max(len(tail) - blocks, 0)]:
         h = block(h)
     return h
 
 
-def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int = 3, progress: Progress | None = None) -> torch.Tensor:
-    """(N, C, h, w) float16 activations entering the trained part (``blocks`` of layer4), streamed from disk."""
+def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int | None = None, progress: Progress | None = None) -> torch.Tensor:
+    """(N, C, h, w) float16 activations entering the trained part (the last ``blocks`` of layer3+layer4;
+    default all of layer4), streamed from disk."""
     paths = list(paths)
     model = embedder.model
     out = None
@@ -116,16 +129,40 @@ def layer4_embed(layer4: nn.Module, cache: torch.Tensor, *, blocks: int = 3, bat
     return out
 
 
-def _time_one_batch(layer4, heads, cache, rows, cfg, device) -> float:
+class FinetuneResult(NamedTuple):
+    tail: nn.Module  # layer3+layer4 blocks, the trained ones updated; pass to layer4_embed
+    state: dict  # a complete backbone state dict
+    history: list[dict]
+    heads: nn.ModuleDict  # "__norm__", "__category__" and one head per attribute
+
+
+@torch.inference_mode()
+def finetune_predict_logits(result: FinetuneResult, cache: torch.Tensor, *, blocks: int, rows: np.ndarray | None = None,
+                            names: Sequence[str] = ("__category__",), batch_size: int = 128, hflip: bool = True) -> dict[str, np.ndarray]:
+    """The fine-tuned network's own head logits for ``cache[rows]`` (default all), averaged over a horizontal flip."""
+    tail, heads = result.tail.eval(), result.heads.eval()
+    device = next(tail.parameters()).device
+    rows = np.arange(len(cache)) if rows is None else np.asarray(rows, dtype=np.int64)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for start in range(0, len(rows), batch_size):
+        x = cache[torch.from_numpy(rows[start : start + batch_size])].to(device).float()
+        views = [x, x.flip(-1)] if hflip else [x]
+        feats = [heads["__norm__"](_layer4_pool(tail, v.contiguous(memory_format=torch.channels_last), blocks)) for v in views]
+        for k in names:
+            out[k].append(torch.stack([heads[k](f) for f in feats]).mean(0).float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _time_one_batch(tail, heads, cache, rows, cfg, device) -> float:
     """Seconds of one training step (forward + backward, no update), the second of two timed."""
     x = cache[torch.from_numpy(rows[: cfg.batch_size])].to(device).float().contiguous(memory_format=torch.channels_last)
     seconds = 0.0
     for _ in range(2):
         t0 = time.monotonic()
-        loss = heads["__category__"](heads["__norm__"](_layer4_pool(layer4, x, cfg.blocks))).logsumexp(1).mean()
+        loss = heads["__category__"](heads["__norm__"](_layer4_pool(tail, x, cfg.blocks))).logsumexp(1).mean()
         loss.backward()
         seconds = time.monotonic() - t0
-    for p in list(layer4.parameters()) + list(heads.parameters()):
+    for p in list(tail.parameters()) + list(heads.parameters()):
         p.grad = None  # timing only
     # Batch-norm running statistics moved during timing: harmless, training overwrites them.
     return seconds * max(1.0, cfg.batch_size / max(len(x), 1))
@@ -142,8 +179,8 @@ def _finetune_layer4_unseeded(
     attributes: dict[str, tuple[np.ndarray, int]] | None = None,
     cfg: FinetuneConfig | None = None,
     progress: Callable[[dict], None] | None = None,
-) -> tuple[nn.Module, dict, list[dict]]:
-    """Train a copy of layer4 + heads on ``cache[rows]``; returns (layer4, backbone state dict, history).
+) -> FinetuneResult:
+    """Train a copy of the tail's last ``cfg.blocks`` blocks + heads on ``cache[rows]``.
 
     ``labels``/``attributes`` are aligned with ``cache`` (attribute labels -1 = unknown); only
     ``rows`` (default all) are trained on, so held-out rows stay unseen.
@@ -156,11 +193,11 @@ def _finetune_layer4_unseeded(
     device = embedder.device
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    layer4 = copy.deepcopy(embedder.model.layer4).to(device)
-    if not 1 <= cfg.blocks <= len(layer4):
-        raise ValueError(f"blocks={cfg.blocks}: layer4 has {len(layer4)} bottleneck blocks")
-    trained = nn.ModuleList(list(layer4)[len(layer4) - cfg.blocks :])
-    layer4.eval()
+    tail = copy.deepcopy(backbone_tail(embedder.model)).to(device)
+    if not 1 <= cfg.blocks <= len(tail):
+        raise ValueError(f"blocks={cfg.blocks}: layer3 and layer4 have {len(tail)} bottleneck blocks together")
+    trained = nn.ModuleList(list(tail)[len(tail) - cfg.blocks :])
+    tail.eval()
     trained.train()
     dim = embedder.dim
     # Heads see batch-normalised features: a random-init backbone's activations can be large, and
@@ -179,7 +216,7 @@ def _finetune_layer4_unseeded(
     per_epoch = max(1, math.ceil(len(rows) / cfg.batch_size))
     epochs = cfg.epochs
     if cfg.time_budget_s is not None:
-        epochs = max(1, min(epochs, int(cfg.time_budget_s // (_time_one_batch(layer4, heads, cache, rows, cfg, device) * per_epoch))))
+        epochs = max(1, min(epochs, int(cfg.time_budget_s // (_time_one_batch(tail, heads, cache, rows, cfg, device) * per_epoch))))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=epochs * per_epoch, pct_start=0.15)
     history = []
     for epoch in range(1, epochs + 1):
@@ -194,7 +231,7 @@ def _finetune_layer4_unseeded(
                 flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(device)
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             x = x.contiguous(memory_format=torch.channels_last)
-            feats = heads["__norm__"](_layer4_pool(layer4, x, cfg.blocks))
+            feats = heads["__norm__"](_layer4_pool(tail, x, cfg.blocks))
             yb, wb = y[idx].to(device), w[idx].to(device)
             logits = heads["__category__"](feats)
             loss = (F.cross_entropy(logits, yb, reduction="none", label_smoothing=cfg.label_smoothing) * wb).sum() / wb.sum().clamp_min(1e-8)
@@ -215,11 +252,13 @@ def _finetune_layer4_unseeded(
         history.append(row)
         if progress:
             progress(dict(row))
-    layer4.eval()
+    tail.eval()
+    heads.eval()
     state = {k: v.detach().cpu().clone() for k, v in embedder.model.state_dict().items()}
-    for k, v in layer4.state_dict().items():
-        state[f"layer4.{k}"] = v.detach().cpu().clone()
-    return layer4, state, history
+    for k, v in tail.state_dict().items():
+        position, rest = k.split(".", 1)
+        state[f"{_tail_key(embedder.model, int(position))}.{rest}"] = v.detach().cpu().clone()
+    return FinetuneResult(tail, state, history, heads)
 
 
 def finetune_layer4(*args, **kwargs):

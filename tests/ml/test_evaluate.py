@@ -28,7 +28,7 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     styles = _catalog(tmp_path)
     result = evaluate.main([
         "--styles", str(styles), "--images", str(tmp_path), "--corrupt", "0.1", "--seed", "0", "--backbone", "resnet18",
-        "--image-size", "32", "--epochs", "1", "--folds", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+        "--image-size", "32", "--epochs", "1", "--workers", "0", "--batch-size", "8", "--device", "cpu",
     ])
     out = capsys.readouterr()
     last = json.loads(out.out.strip().splitlines()[-1])
@@ -37,6 +37,37 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     assert last == json.loads(json.dumps(result))
     assert last["images"] == 40 and last["corrupted"] == 4 and last["finetune_epochs"] == 1
     assert "decode + frozen layers" in out.err  # progress goes to stderr
+    # resnet18 has 4 blocks in layer3+layer4: the default (9, for ResNet-50) is clamped, and said so.
+    assert last["finetune_blocks"] == 4 and "fine-tuning all 4" in out.err
+    assert last["flag_networks"] == 2 and last["flag_rule"].startswith("cross-fitted")
+
+
+def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
+    trained, scored = [], []
+    real_finetune, real_predict = evaluate.finetune_layer4, evaluate.finetune_predict_logits
+
+    def recording_finetune(*args, rows=None, **kwargs):
+        trained.append(set(rows.tolist()))
+        return real_finetune(*args, rows=rows, **kwargs)
+
+    def recording_predict(result, cache, *, rows=None, **kwargs):
+        scored.append(set(rows.tolist()))
+        return real_predict(result, cache, rows=rows, **kwargs)
+
+    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    monkeypatch.setattr(evaluate, "finetune_predict_logits", recording_predict)
+    styles = _catalog(tmp_path)
+    evaluate.main([
+        "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
+        "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+    ])
+    # Call 0 is the final network (train split) and its test-split predictions; then one per flag network.
+    assert len(trained) == 4 and len(scored) == 4
+    flag_trained, flag_scored = trained[1:], scored[1:]
+    assert all(not (t & s) for t, s in zip(flag_trained, flag_scored))
+    assert set().union(*flag_scored) == set(range(40)) and sum(map(len, flag_scored)) == 40
+    assert all(t | s == set(range(40)) for t, s in zip(flag_trained, flag_scored))
+    assert not (trained[0] & scored[0])  # the final network is scored on its held-out test split only
 
 
 def test_missing_column_and_missing_images_are_reported(tmp_path, capsys):

@@ -3,7 +3,15 @@ import pytest
 import torch
 
 from ml.backbone import Embedder
-from ml.finetune import FinetuneConfig, cache_from_layer3, finetune_layer4, layer3_cache, layer4_embed
+from ml.finetune import (
+    FinetuneConfig,
+    backbone_tail,
+    cache_from_layer3,
+    finetune_layer4,
+    finetune_predict_logits,
+    layer3_cache,
+    layer4_embed,
+)
 
 
 def test_cache_then_layer4_matches_direct_embedding(tiny_cfg, image_paths):
@@ -23,7 +31,7 @@ def test_finetune_changes_only_trained_blocks_and_gives_new_embeddings(tiny_cfg,
     cache = cache_from_layer3(emb.model.layer4, layer3_cache(emb, image_paths), blocks)
     labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
     events = []
-    layer4, state, history = finetune_layer4(
+    layer4, state, history, _heads = finetune_layer4(
         emb, cache, labels, 4, rows=np.arange(6), attributes={"shape": (np.array([0, 0, 0, 0, 1, 1, -1, -1]), 2)},
         cfg=FinetuneConfig(epochs=2, blocks=blocks, batch_size=4, lr=1e-2), progress=events.append,
     )
@@ -44,3 +52,39 @@ def test_finetune_changes_only_trained_blocks_and_gives_new_embeddings(tiny_cfg,
     assert not np.allclose(new, emb.embed_paths(image_paths))
     with pytest.raises(ValueError, match="blocks"):
         finetune_layer4(emb, cache, labels, 4, cfg=FinetuneConfig(epochs=1, blocks=5))
+
+
+def test_blocks_reach_into_layer3_and_the_state_dict_names_them(tiny_cfg, image_paths):
+    # resnet18: layer3 and layer4 have two blocks each; blocks=3 trains layer3.1 and all of layer4.
+    emb = Embedder(tiny_cfg)
+    assert len(backbone_tail(emb.model)) == 4
+    cache = layer3_cache(emb, image_paths, blocks=3)
+    assert cache.shape[1] == emb.model.layer3[1].conv1.in_channels  # activations entering layer3.1
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    result = finetune_layer4(emb, cache, labels, 4, cfg=FinetuneConfig(epochs=2, blocks=3, batch_size=4, lr=1e-2))
+    before = emb.backbone_state_dict()
+    changed = {k for k in before if not torch.equal(before[k], result.state[k])}
+    assert {k.split(".")[0] + "." + k.split(".")[1] for k in changed} == {"layer3.1", "layer4.0", "layer4.1"}
+    new = Embedder(tiny_cfg, state_dict=result.state).embed_paths(image_paths)
+    from_cache = layer4_embed(result.tail, cache, blocks=3)
+    cos = (from_cache * new).sum(1) / np.linalg.norm(from_cache, axis=1) / np.linalg.norm(new, axis=1)
+    assert cos.min() > 0.999
+
+
+def test_predict_logits_are_the_networks_own_heads_on_the_chosen_rows(tiny_cfg, image_paths):
+    emb = Embedder(tiny_cfg)
+    cache = layer3_cache(emb, image_paths, blocks=1)
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    result = finetune_layer4(emb, cache, labels, 4, attributes={"shape": (np.array([0, 0, 1, 1, 0, 0, 1, 1]), 2)},
+                             cfg=FinetuneConfig(epochs=1, blocks=1, batch_size=4))
+    rows = np.array([5, 2, 7])
+    got = finetune_predict_logits(result, cache, blocks=1, rows=rows, names=("__category__", "shape"), hflip=False)
+    feats = torch.from_numpy(layer4_embed(result.tail, cache, blocks=1)[rows])
+    with torch.no_grad():
+        normed = result.heads["__norm__"](feats)
+        assert np.allclose(got["__category__"], result.heads["__category__"](normed).numpy(), atol=1e-4)
+        assert np.allclose(got["shape"], result.heads["shape"](normed).numpy(), atol=1e-4)
+    # Default: the average of the logits of the activations and of their mirror image.
+    mirrored = finetune_predict_logits(result, cache.flip(-1), blocks=1, rows=rows, hflip=False)["__category__"]
+    averaged = finetune_predict_logits(result, cache, blocks=1, rows=rows)["__category__"]
+    assert np.allclose(averaged, (got["__category__"] + mirrored) / 2, atol=1e-4)
