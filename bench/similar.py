@@ -10,7 +10,10 @@ ML_INDEX_EXACT_BELOW, nprobe tuned at build time). Then starts a real gunicorn (
 GET /api/discover/products/<sku>/similar/?k=10 for random products --requests times (token auth,
 in-stock filter: exactly what an API client gets).
 
-Prints one JSON line: n, clients, requests, p50_ms, p95_ms, p99_ms, rps, recall_at_10 (the
+Clients send back to back (closed loop) unless --think-ms gives each a random pause between
+requests (open, like people browsing). Prints one JSON line: n, clients, requests, p50_ms, p95_ms,
+p99_ms, rps, think_ms, server_cpu_ms_per_request (the gunicorn processes' CPU time per answer, what a
+request costs whatever the queueing), recall_at_10 (the
 endpoint's top 10 against exact cosine search over the raw features, same in-stock filter,
 on --recall-queries products), recall_at_10_index_space (against exact search in the index's
 PCA-whitened space, i.e. the approximation error of the IVF alone), index kind, nprobe, and the
@@ -58,6 +61,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--recall-queries", type=int, default=200)
     p.add_argument("--out-of-stock", type=float, default=0.05, help="share of products out of stock")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--think-ms", type=float, default=0.0,
+                   help="mean think time between a client's requests (exponential); 0 = closed loop, back to back")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--rebuild", action="store_true", help="rebuild products and embeddings even if present")
     p.add_argument("--build-only", action="store_true", help="prepare the database and embedding set, then stop")
@@ -202,6 +207,19 @@ def wait_ready(args, token: str, sku: str, server: subprocess.Popen) -> None:
     sys.exit("gunicorn did not answer within 300 s")
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (the gunicorn server)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 (pgrp), counted after the command name
+            total += (int(fields[11]) + int(fields[12])) / tick  # fields 14, 15: utime, stime
+    return total
+
+
 def run_clients(args, token: str, paths: list[list[str]], record: bool) -> tuple[list[float], dict, list[str]]:
     """Each client walks its own list of paths on one keep-alive connection."""
     latencies: list[float] = []
@@ -213,8 +231,11 @@ def run_clients(args, token: str, paths: list[list[str]], record: bool) -> tuple
     def client(my_paths: list[str]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
         mine, got = [], {}
+        think = random.Random(hash(my_paths[0]) if my_paths else 0)
         barrier.wait()
         for path in my_paths:
+            if args.think_ms > 0:
+                time.sleep(think.expovariate(1000.0 / args.think_ms))
             started = time.perf_counter()
             try:
                 status, body = get(conn, path, token)
@@ -333,9 +354,11 @@ def main() -> None:
         run_clients(args, token, warm, record=False)
         progress(f"measuring: {args.clients} clients x {args.requests} requests")
         load_before = os.getloadavg()[0]
+        cpu_before = group_cpu_seconds(server.pid)
         started = time.perf_counter()
         latencies, answers, errors = run_clients(args, token, per_client, record=True)
         elapsed = time.perf_counter() - started
+        server_cpu_s = group_cpu_seconds(server.pid) - cpu_before
         load_after = os.getloadavg()[0]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -368,6 +391,9 @@ def main() -> None:
                 "p95_ms": round(qs[94], 2),
                 "p99_ms": round(qs[98], 2),
                 "rps": round(len(latencies) / elapsed, 1),
+                "think_ms": args.think_ms,
+                # The server's own CPU per request: what one answer costs, whatever the queueing.
+                "server_cpu_ms_per_request": round(server_cpu_s * 1000 / max(len(latencies), 1), 2),
                 "recall_at_10": round(recall(truth_raw), 4),
                 "recall_at_10_index_space": round(recall(truth_index), 4),
                 "index_kind": meta.get("kind"),

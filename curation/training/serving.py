@@ -80,7 +80,8 @@ class ActiveEmbeddings:
         if exact or not hits or not all(self.has(pid) for pid, _ in hits):
             return hits[:k]
         candidates = np.asarray(self._vectors[self.rows([pid for pid, _ in hits])], dtype=np.float32)
-        norms = np.linalg.norm(candidates, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        # einsum: squared norms without a candidates-sized temporary (this runs on every request).
+        norms = np.sqrt(np.einsum("ij,ij->i", candidates, candidates)) * max(float(np.linalg.norm(query)), 1e-12)
         cosine = (candidates @ query[0]) / np.maximum(norms, 1e-12)
         order = np.argsort(-cosine, kind="stable")[:k]
         return [(hits[i][0], float(cosine[i])) for i in order]
