@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="cross-fitted fine-tuned networks that score the flags (each product by one that never saw its label); 0 = out-of-fold heads on the final features")
     p.add_argument("--flag-score", default="path_geomean", choices=("article", "sub", "path_geomean", "path_max"),
                    help="which probability of the given category is thresholded")
-    p.add_argument("--epochs", type=int, default=8, help="layer4 fine-tuning epochs (fewer if the budget says so); 0 = frozen")
+    p.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs of each network (fewer if the budget says so); 0 = frozen features and out-of-fold heads")
     p.add_argument("--budget-minutes", type=float, default=28.0, help="whole run; fine-tuning gets what the other stages leave")
     p.add_argument("--flag-below", type=float, default=0.01, help="flag when the (cross-fitted) probability of the given category is below this")
     p.add_argument("--folds", type=int, default=5)
