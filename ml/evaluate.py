@@ -151,6 +151,7 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
     main_level = levels[0]
     out = {level: np.zeros((len(cache), size), np.float32) for level, size in sizes.items()}
     n_folds = int(folds.max()) + 1
+    head_names = {main_level: "__category__", **{level: level for level in levels[1:]}}
     for f in range(n_folds):
         held = np.flatnonzero(folds == f)
         say(f"flag network {f + 1}/{n_folds}: trained on {len(cache) - len(held)}, scores {len(held)}")
@@ -159,7 +160,6 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
             attributes={level: (given[level], sizes[level]) for level in levels[1:]},
             cfg=replace(cfg, seed=cfg.seed + f), progress=progress,
         )
-        head_names = {main_level: "__category__", **{level: level for level in levels[1:]}}
         logits = finetune_predict_logits(net, cache, blocks=cfg.blocks, rows=held, names=tuple(head_names.values()))
         halves = np.arange(len(held)) % 2 == 0
         for level, head in head_names.items():
@@ -168,6 +168,13 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
                 out[level][held[part]] = z[part] / fit_temperature(z[~part], labels[~part])
         del net
     return out
+
+
+def precision_at_recall(scores: np.ndarray, corrupted: np.ndarray, recall: float = 0.8) -> float:
+    """Best flag precision, flagging the lowest scores first, among cut-offs that reach ``recall`` (NaN if none)."""
+    hits = np.cumsum(corrupted[np.argsort(scores, kind="stable")])
+    precision, reached = hits / np.arange(1, len(hits) + 1), hits / max(int(corrupted.sum()), 1) >= recall
+    return float(precision[reached].max()) if reached.any() else float("nan")
 
 
 def _json_safe(value):
@@ -316,19 +323,19 @@ def main(argv: list[str] | None = None) -> dict:
     # Exact cosine on the embeddings is what the app answers: its index (PCA-whitened to
     # ML_INDEX_PCA_DIM) only shortlists, and the shortlist is re-ranked by exact cosine on the
     # stored features. The index order without that re-rank is reported beside it.
-    for key, pca_dim in (("knn_precision_at_10", None), ("knn_precision_at_10_pca_index_order", args.index_pca_dim or None)):
-        index = VectorIndex.build(feats, ids, pca_dim=pca_dim, seed=args.seed)
-        _, found = index.search(feats[test_rows], 11)
+    def knn_precision(vectors: np.ndarray, pca_dim: int | None = None) -> float:
+        _, found = VectorIndex.build(vectors, ids, pca_dim=pca_dim, seed=args.seed).search(vectors[test_rows], 11)
         neighbours = np.array([[j for j in row if j != q][:10] for row, q in zip(found.tolist(), test_rows.tolist())])
-        result[key] = precision_at_k(article[test_rows], article[neighbours])
+        return precision_at_k(article[test_rows], article[neighbours])
+
+    result["knn_precision_at_10"] = knn_precision(feats)
+    result["knn_precision_at_10_pca_index_order"] = knn_precision(feats, args.index_pca_dim or None)
     if finetune_result is not None:
         # Cosine in the space the classifier reads (the features standardised by its batch norm).
         norm = finetune_result.heads["__norm__"]
         with torch.no_grad():
             head_space = norm(torch.from_numpy(feats).to(next(norm.parameters()).device)).float().cpu().numpy()
-        _, found = VectorIndex.build(head_space, ids).search(head_space[test_rows], 11)
-        neighbours = np.array([[j for j in row if j != q][:10] for row, q in zip(found.tolist(), test_rows.tolist())])
-        result["knn_precision_at_10_head_space"] = precision_at_k(article[test_rows], article[neighbours])
+        result["knn_precision_at_10_head_space"] = knn_precision(head_space)
     stage_seconds["knn"] = time.monotonic() - t
 
     # Catalog-error flags: every product's probability of its own given category path, from models
@@ -356,20 +363,11 @@ def main(argv: list[str] | None = None) -> dict:
     # The given category path as a whole: a wrong label usually breaks the parent level too.
     scores["path_geomean"] = np.sqrt(scores["article"] * scores["sub"])
     scores["path_max"] = np.maximum(scores["article"], scores["sub"])
-    result["flag_score_precision_at_recall_0_8"] = {}
-    for name, sc in scores.items():
-        order = np.argsort(sc, kind="stable")
-        hits = np.cumsum(corrupted[order])
-        prec, rec = hits / np.arange(1, n + 1), hits / max(corrupted.sum(), 1)
-        result["flag_score_precision_at_recall_0_8"][name] = round(float(prec[rec >= 0.8].max()), 4) if (rec >= 0.8).any() else None
+    result["flag_score_precision_at_recall_0_8"] = {name: precision_at_recall(sc, corrupted) for name, sc in scores.items()}
     p_given = scores[args.flag_score]
     flagged = p_given < args.flag_below
     result["flag_precision"], result["flag_recall"] = flag_precision_recall(flagged, corrupted)
-    order = np.argsort(p_given, kind="stable")
-    hits = np.cumsum(corrupted[order])
-    prec_curve, rec_curve = hits / np.arange(1, n + 1), hits / max(corrupted.sum(), 1)
-    reach = rec_curve >= 0.8
-    result["flag_precision_at_recall_0_8"] = float(prec_curve[reach].max()) if reach.any() else float("nan")
+    result["flag_precision_at_recall_0_8"] = result["flag_score_precision_at_recall_0_8"][args.flag_score]
     result["flag_curve"] = {
         str(t): [round(v, 4) for v in flag_precision_recall(p_given < t, corrupted)] for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
     }

@@ -88,3 +88,12 @@ def test_corruption_moves_exactly_the_fraction_to_other_categories():
     assert (given[corrupted] != article[corrupted]).all() and (given[~corrupted] == article[~corrupted]).all()
     test = evaluate.stratified_split(article, 0.2, rng)
     assert all((test & (article == c)).sum() == 8 for c in range(5))
+
+
+def test_precision_at_recall_flags_lowest_scores_first():
+    corrupted = np.array([True, False, True, False, False, True])
+    scores = np.array([0.01, 0.02, 0.03, 0.5, 0.6, 0.9])
+    # Recall 2/3 is first reached after 3 flags (2 hits): precision 2/3; all 3 hits need all 6 rows.
+    assert evaluate.precision_at_recall(scores, corrupted, recall=0.6) == pytest.approx(2 / 3)
+    assert evaluate.precision_at_recall(scores, corrupted, recall=1.0) == pytest.approx(0.5)
+    assert np.isnan(evaluate.precision_at_recall(scores, np.zeros(6, bool), recall=0.8))
