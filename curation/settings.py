@@ -195,7 +195,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_IMAGE_BYTES + 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "curation.accounts.authentication.CachedTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -208,6 +208,9 @@ REST_FRAMEWORK = {
         "crowd_burst": env_str("CROWD_RATE_LIMIT", "60/minute"),
     },
 }
+# How long a web process may answer an API token from the cache instead of two queries
+# (curation.accounts.authentication: revocations and role changes drop entries at once); 0 = off.
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 60)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fashion curation API",
     "DESCRIPTION": "Pair labeling, crowd queue, catalog review, model registry and discovery.",
