@@ -35,10 +35,29 @@ class ActiveEmbeddings:
         self.revision = emb.revision
         self.backbone = emb.backbone
         self.dim = emb.dim
-        self.product_ids = files.product_ids
-        self._vectors = files.vectors
-        self._row = {int(pid): row for row, pid in enumerate(files.product_ids.tolist())}
-        self._index = embedding_files.load_index(folder)
+        self._set_arrays(files.product_ids, files.vectors, embedding_files.load_index(folder))
+
+    @classmethod
+    def from_arrays(cls, product_ids: np.ndarray, vectors: np.ndarray, index) -> "ActiveEmbeddings":
+        """The search path alone, without a database row or files (tests, tools)."""
+        emb = object.__new__(cls)
+        emb.version_id = emb.embedding_set_id = emb.revision = None
+        emb._set_arrays(product_ids, vectors, index)
+        return emb
+
+    def _set_arrays(self, product_ids: np.ndarray, vectors: np.ndarray, index) -> None:
+        self.product_ids = product_ids
+        self._vectors = vectors
+        self._index = index
+        self._row = {int(pid): row for row, pid in enumerate(product_ids.tolist())}
+        # Product id -> row as an array too, so a request maps its hundreds of index hits to rows
+        # in one vectorised lookup. Ids are database keys, dense enough; when they are not (the
+        # array would be much larger than the set), the dict serves.
+        ids = np.asarray(product_ids, dtype=np.int64)
+        self._row_of_id: np.ndarray | None = None
+        if len(ids) and ids.min() >= 0 and ids.max() < max(4 * len(ids), 1_000_000):
+            self._row_of_id = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+            self._row_of_id[ids] = np.arange(len(ids))
 
     def __len__(self) -> int:
         return len(self._row)
@@ -52,6 +71,14 @@ class ActiveEmbeddings:
             return np.array([self._row[int(p)] for p in product_ids], dtype=np.int64)
         except KeyError as exc:
             raise KeyError(f"product {exc.args[0]} is not in embedding set {self.version_id}") from None
+
+    def rows_or_missing(self, product_ids: np.ndarray) -> np.ndarray:
+        """Row numbers of products, -1 for a product not in the set (vectorised)."""
+        ids = np.asarray(product_ids, dtype=np.int64)
+        if self._row_of_id is None:
+            return np.array([self._row.get(int(p), -1) for p in ids.tolist()], dtype=np.int64)
+        inside = (ids >= 0) & (ids < len(self._row_of_id))
+        return np.where(inside, self._row_of_id[np.where(inside, ids, 0)], -1).astype(np.int64)
 
     def vectors(self, product_ids: Sequence[int]) -> np.ndarray:
         """(len(product_ids), dim) float32 backbone features; KeyError for a product not embedded."""
@@ -76,15 +103,17 @@ class ActiveEmbeddings:
         exact = self._index.kind == "flat" and self._index.pca_matrix is None
         fetch = k if exact else k * self.RERANK_FACTOR
         scores, ids = self._index.search(query, fetch, allowed_ids=allowed)
-        hits = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if int(i) >= 0]
-        if exact or not hits or not all(self.has(pid) for pid, _ in hits):
-            return hits[:k]
-        candidates = np.asarray(self._vectors[self.rows([pid for pid, _ in hits])], dtype=np.float32)
+        found = ids[0] >= 0
+        hit_ids, hit_scores = ids[0][found], scores[0][found]
+        rows = self.rows_or_missing(hit_ids)
+        if exact or not len(hit_ids) or (rows < 0).any():
+            return [(int(i), float(s)) for i, s in zip(hit_ids[:k].tolist(), hit_scores[:k].tolist())]
+        candidates = np.asarray(self._vectors[rows], dtype=np.float32)
         # einsum: squared norms without a candidates-sized temporary (this runs on every request).
         norms = np.sqrt(np.einsum("ij,ij->i", candidates, candidates)) * max(float(np.linalg.norm(query)), 1e-12)
         cosine = (candidates @ query[0]) / np.maximum(norms, 1e-12)
         order = np.argsort(-cosine, kind="stable")[:k]
-        return [(hits[i][0], float(cosine[i])) for i in order]
+        return list(zip(hit_ids[order].tolist(), cosine[order].astype(np.float64).tolist()))
 
     def neighbours(self, product_id: int, k: int, allowed_ids: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """The k most similar other products (the product itself is left out)."""

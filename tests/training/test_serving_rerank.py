@@ -8,11 +8,7 @@ from ml.index import VectorIndex
 
 
 def _embeddings(vectors: np.ndarray, ids: np.ndarray, index: VectorIndex) -> ActiveEmbeddings:
-    emb = object.__new__(ActiveEmbeddings)  # no database row or files needed for the search path
-    emb._vectors = vectors
-    emb._row = {int(pid): row for row, pid in enumerate(ids.tolist())}
-    emb._index = index
-    return emb
+    return ActiveEmbeddings.from_arrays(ids, vectors, index)  # no database row or files needed for the search path
 
 
 def _exact_top(vectors, ids, query, k):
@@ -55,3 +51,26 @@ def test_rerank_keeps_scores_as_cosine_and_respects_allowed_ids():
         expected = float(vectors[pid] @ vectors[5] / (np.linalg.norm(vectors[pid]) * np.linalg.norm(vectors[5])))
         assert abs(score - expected) < 1e-5
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+
+
+def test_rows_of_hits_are_looked_up_alike_for_dense_and_sparse_ids():
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(6, 4)).astype(np.float32)
+    for ids in (np.array([3, 7, 8, 9, 12, 40], dtype=np.int64), np.array([5, 10**9, 2 * 10**9, 7, 8, 9], dtype=np.int64)):
+        emb = _embeddings(vectors, ids, None)
+        assert (emb._row_of_id is None) == (ids.max() > 10**6)  # sparse ids fall back to the dict
+        asked = np.array([ids[4], 11, ids[0], -1, 10**10, ids[5]], dtype=np.int64)
+        assert emb.rows_or_missing(asked).tolist() == [4, -1, 0, -1, -1, 5]
+
+
+def test_a_hit_missing_from_the_stored_vectors_skips_the_rerank_and_keeps_index_order():
+    rng = np.random.default_rng(3)
+    vectors = np.abs(rng.normal(size=(200, 16))).astype(np.float32)
+    ids = np.arange(200, dtype=np.int64)
+    index = VectorIndex.build(vectors, ids, pca_dim=4, exact_below=10**9)
+    # The set knows only half the products the index holds (e.g. rows deleted since it was built).
+    emb = _embeddings(vectors[:100], ids[:100], index)
+    hits = emb.search_vector(vectors[150], 5)
+    scores, found = index.search(vectors[150][None], 5)
+    assert [pid for pid, _ in hits] == found[0].tolist()
+    assert np.allclose([s for _, s in hits], scores[0])
