@@ -6,7 +6,7 @@ Builds (once; reused while --n, --dim and --seed match) a bench database with --
 active embedding set of synthetic --dim features (clustered, with a decaying spectrum like CNN
 features) written and indexed by the training app's own code (PCA to ML_INDEX_PCA_DIM, IVF above
 ML_INDEX_EXACT_BELOW, nprobe tuned at build time). Then starts a real gunicorn (gthread) on
-127.0.0.1, warms it, and runs --clients keep-alive HTTP clients at once, each asking
+127.0.0.1, warms it, and runs --clients keep-alive HTTP clients at once (one process each), each asking
 GET /api/discover/products/<sku>/similar/?k=10 for random products --requests times (token auth,
 in-stock filter: exactly what an API client gets).
 
@@ -40,7 +40,6 @@ import random  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,53 +219,54 @@ def group_cpu_seconds(pgid: int) -> float:
     return total
 
 
+def _client_process(args, token: str, my_paths: list[str], record: bool, barrier, results) -> None:
+    """One client: walks its paths on one keep-alive connection, sends back (latencies, answers, errors)."""
+    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+    mine, got, errors = [], {}, []
+    think = random.Random(hash(my_paths[0]) if my_paths else 0)
+    barrier.wait()
+    for path in my_paths:
+        if args.think_ms > 0:
+            time.sleep(think.expovariate(1000.0 / args.think_ms))
+        started = time.perf_counter()
+        try:
+            status, body = get(conn, path, token)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+            errors.append(f"{path}: {exc}")
+            continue
+        mine.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            errors.append(f"{path}: HTTP {status} {body[:200]!r}")
+        elif record:
+            got[path] = body
+    conn.close()
+    # Answers are parsed after the clock stopped, so parsing never delays this client's next request.
+    results.put((mine, {path: [item["id"] for item in json.loads(body)["results"]] for path, body in got.items()}, errors))
+
+
 def run_clients(args, token: str, paths: list[list[str]], record: bool) -> tuple[list[float], dict, list[str]]:
-    """Each client walks its own list of paths on one keep-alive connection."""
+    """Each client is its own process (no shared interpreter lock between clients, like real API
+    clients) walking its own list of paths on one keep-alive connection."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(len(paths)), ctx.Queue()
+    clients = [ctx.Process(target=_client_process, args=(args, token, p, record, barrier, results)) for p in paths]
+    for c in clients:
+        c.start()
     latencies: list[float] = []
     answers: dict[str, list[int]] = {}
     errors: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(paths))
-
-    def client(my_paths: list[str]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
-        mine, got = [], {}
-        think = random.Random(hash(my_paths[0]) if my_paths else 0)
-        barrier.wait()
-        for path in my_paths:
-            if args.think_ms > 0:
-                time.sleep(think.expovariate(1000.0 / args.think_ms))
-            started = time.perf_counter()
-            try:
-                status, body = get(conn, path, token)
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
-                with lock:
-                    errors.append(f"{path}: {exc}")
-                continue
-            mine.append((time.perf_counter() - started) * 1000)
-            if status != 200:
-                with lock:
-                    errors.append(f"{path}: HTTP {status} {body[:200]!r}")
-            elif record:
-                got[path] = [item["id"] for item in json.loads(body)["results"]]
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            answers.update(got)
-
-    threads = [threading.Thread(target=client, args=(p,)) for p in paths]
-    for t in threads:
-        t.start()
-    done_before = 0
-    while any(t.is_alive() for t in threads):
-        time.sleep(1)
-        with lock:
-            done = len(latencies)
-        if done != done_before:
-            done_before = done
-        progress(f"requests finished by clients: {sum(not t.is_alive() for t in threads)}/{len(threads)}")
+    for done in range(1, len(clients) + 1):
+        mine, got, failed = results.get()  # before join: a child exits only once its result is read
+        latencies.extend(mine)
+        answers.update(got)
+        errors.extend(failed)
+        progress(f"clients finished: {done}/{len(clients)}")
+    for c in clients:
+        c.join()
     return latencies, answers, errors
 
 
