@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -222,6 +222,29 @@ def _train_category_model_unseeded(
         cal_x, cal_y = calibration
         model.temperatures[0] = fit_temperature(model.logits(cal_x), np.asarray(cal_y))
     return model.cpu()
+
+
+def category_path_scores(proba_by_level: Sequence[np.ndarray], given_by_level: Sequence[np.ndarray]) -> dict:
+    """How much a model believes each product's given category path; low = a likely catalog error.
+
+    ``proba_by_level``: (N, C_level) probabilities per level, finest first (articleType, then its
+    parents); ``given_by_level``: (N,) given class per level. Returns ``levels`` (p(given) per
+    level, finest first), ``geomean`` (their geometric mean: the path as a whole, since a wrong
+    label usually breaks a parent level too) and ``ratio`` (geometric mean of p(given) / p(top
+    class) per level: how far the given path is from what the model would have said).
+    """
+    if len(proba_by_level) != len(given_by_level) or not proba_by_level:
+        raise ValueError("one given-label array per probability level, at least one level")
+    levels, ratios = [], []
+    for proba, given in zip(proba_by_level, given_by_level):
+        proba, given = np.asarray(proba, dtype=np.float64), np.asarray(given, dtype=np.int64)
+        if len(proba) != len(given):
+            raise ValueError(f"{len(proba)} probability rows for {len(given)} given labels")
+        p_given = np.clip(proba[np.arange(len(given)), given], 1e-12, 1.0)
+        levels.append(p_given)
+        ratios.append(p_given / np.clip(proba.max(1), 1e-12, None))
+    geomean = lambda parts: np.exp(np.mean(np.log(np.stack(parts)), axis=0))  # noqa: E731
+    return {"levels": levels, "geomean": geomean(levels), "ratio": geomean(ratios)}
 
 
 def make_folds(labels: np.ndarray, n_folds: int, *, groups: np.ndarray | None = None, seed: int = 0) -> np.ndarray:

@@ -15,15 +15,16 @@ What it does, in the order a real retraining would:
    true labels); k-NN precision@10 of the test products against the whole catalog (same true
    articleType) by exact cosine, which is what the app serves (its PCA-whitened index only
    shortlists, then re-ranks by exact cosine);
-7. catalog-error flags: ``--flag-networks`` networks fine-tuned the same way on all products but
-   one fold each (cross-fitting), so each product is scored by a network that never saw its
-   (possibly wrong) label; flag a product when the calibrated probability of its given category
-   path (geometric mean of articleType and subCategory) is below ``--flag-below``; precision and
-   recall of the flags against the corrupted set, and the best precision at recall >= 0.8.
+7. catalog-error flags, each product scored by a network that never saw its (possibly wrong) label
+   (cross-fitting): the test split by the final network, the train split's ``--flag-networks``
+   folds each by a network fine-tuned the same way (``--flag-epochs``) on every product but that
+   fold; flag a product when the calibrated probability of its given category path (geometric mean
+   over articleType, subCategory and masterCategory) is below ``--flag-below``; precision and recall of the flags
+   against the corrupted set, and the best precision at recall >= 0.8.
 
-Defaults (96 px, 9 blocks, up to 8 epochs, 2 flag networks) were chosen by a sweep of image size,
-blocks and epochs on this repository's sample catalog; they fit the 30-minute budget on 2 CPU
-cores, and ``--budget-minutes`` cuts epochs when a slower machine would not.
+Defaults (96 px, 9 blocks, up to 14 epochs; 3 flag networks of up to 6 epochs) were chosen by a
+sweep of image size, blocks and epochs on this repository's sample catalog; they fit the 30-minute
+budget on 2 CPU cores, and ``--budget-minutes`` cuts epochs when a slower machine would not.
 
 Progress goes to stderr; the last line on stdout is one JSON object.
 """
@@ -47,6 +48,7 @@ from ml.backbone import Embedder, bf16_supported
 from ml.category import (
     CategoryConfig,
     _softmax,
+    category_path_scores,
     fit_temperature,
     make_folds,
     out_of_fold_predictions,
@@ -142,30 +144,43 @@ def corrupt_categories(article: np.ndarray, fraction: float, rng: np.random.Gene
     return given, corrupted
 
 
+def calibrated_logits(logits: dict[str, np.ndarray], given: dict[str, np.ndarray], held: np.ndarray,
+                      head_names: dict[str, str], out: dict[str, np.ndarray]) -> None:
+    """Write one network's logits for its held-out rows into ``out`` (level -> (N, classes)),
+    temperature-calibrated: each half of the rows by a temperature fitted on the other half."""
+    halves = np.arange(len(held)) % 2 == 0
+    for level, head in head_names.items():
+        z, labels = logits[head], given[level][held]
+        for part in (halves, ~halves):
+            out[level][held[part]] = z[part] / fit_temperature(z[~part], labels[~part])
+
+
 def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str, np.ndarray], sizes: dict[str, int],
-                        folds: np.ndarray, cfg: FinetuneConfig, progress=None) -> dict[str, np.ndarray]:
-    """Calibrated logits per level ("articleType" first in ``sizes``, then attribute levels) for every
-    row, each from a network fine-tuned on the other folds only: no row is scored by a network that
-    saw its label. Each half of a fold's rows is calibrated by a temperature fitted on the other half."""
+                        folds: np.ndarray, cfg: FinetuneConfig, progress=None, *, out: dict[str, np.ndarray] | None = None,
+                        budget_s: float | None = None) -> dict[str, np.ndarray]:
+    """Calibrated logits per level ("articleType" first in ``sizes``, then attribute levels) for the
+    rows with a fold (``folds`` >= 0), each from a network fine-tuned on every row but its fold's: no
+    row is scored by a network that saw its label. Rows with fold -1 are never scored here but
+    train every network (the caller scores them another way, into ``out``). ``budget_s`` is shared
+    among the networks still to train."""
     levels = list(sizes)
     main_level = levels[0]
-    out = {level: np.zeros((len(cache), size), np.float32) for level, size in sizes.items()}
+    if out is None:
+        out = {level: np.zeros((len(cache), size), np.float32) for level, size in sizes.items()}
     n_folds = int(folds.max()) + 1
     head_names = {main_level: "__category__", **{level: level for level in levels[1:]}}
+    started = time.monotonic()
     for f in range(n_folds):
         held = np.flatnonzero(folds == f)
         say(f"flag network {f + 1}/{n_folds}: trained on {len(cache) - len(held)}, scores {len(held)}")
+        left = None if budget_s is None else max((budget_s - (time.monotonic() - started)) / (n_folds - f), 1.0)
         net = finetune_layer4(
             embedder, cache, given[main_level], sizes[main_level], rows=np.flatnonzero(folds != f),
             attributes={level: (given[level], sizes[level]) for level in levels[1:]},
-            cfg=replace(cfg, seed=cfg.seed + f), progress=progress,
+            cfg=replace(cfg, seed=cfg.seed + f, time_budget_s=left), progress=progress,
         )
         logits = finetune_predict_logits(net, cache, blocks=cfg.blocks, rows=held, names=tuple(head_names.values()))
-        halves = np.arange(len(held)) % 2 == 0
-        for level, head in head_names.items():
-            z, labels = logits[head], given[level][held]
-            for part in (halves, ~halves):
-                out[level][held[part]] = z[part] / fit_temperature(z[~part], labels[~part])
+        calibrated_logits(logits, given, held, head_names, out)
         del net
     return out
 
@@ -202,16 +217,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--blocks", type=int, default=9, help="trailing bottleneck blocks of layer3+layer4 to fine-tune (3 = all of layer4, 9 = both)")
-    p.add_argument("--flag-networks", type=int, default=2,
-                   help="cross-fitted fine-tuned networks that score the flags (each product by one that never saw its label); 0 = out-of-fold heads on the final features")
-    p.add_argument("--flag-score", default="path_geomean", choices=("article", "sub", "path_geomean", "path_max"),
-                   help="which probability of the given category is thresholded")
-    p.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs of each network (fewer if the budget says so); 0 = frozen features and out-of-fold heads")
+    p.add_argument("--flag-networks", type=int, default=3,
+                   help="cross-fitted networks that score the train split's flags (each product by one fine-tuned on every product "
+                        "but its fold; the test split is scored by the final network); 0 = out-of-fold heads on the final features")
+    p.add_argument("--flag-epochs", type=int, default=6,
+                   help="fine-tuning epochs of each flag network (fewer if the budget says so); 0 = as many as the final network")
+    p.add_argument("--flag-score", default="path_geomean", choices=("article", "sub", "master", "path_geomean", "path_ratio"),
+                   help="what is thresholded: the given category's probability at one level, their geometric mean over the "
+                        "whole path (articleType, subCategory, masterCategory), or the geometric mean of p(given) / p(top) per level")
+    p.add_argument("--epochs", type=int, default=14, help="fine-tuning epochs of each network (fewer if the budget says so); 0 = frozen features and out-of-fold heads")
     p.add_argument("--budget-minutes", type=float, default=28.0, help="whole run; fine-tuning gets what the other stages leave")
-    p.add_argument("--flag-below", type=float, default=0.01, help="flag when the (cross-fitted) probability of the given category is below this")
+    p.add_argument("--flag-below", type=float, default=0.02, help="flag when the (cross-fitted) probability of the given category is below this")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--recalibrate-bn", action="store_true", help="re-estimate batch-norm statistics on 512 catalog images first")
     p.add_argument("--limit", type=int, default=0, help="use only this many products (quick runs)")
+    p.add_argument("--dump", type=Path, help="also save the flag scores' calibrated logits, labels and masks here (.npz) for offline analysis")
     p.add_argument("--index-pca-dim", type=int, default=256,
                    help="PCA-whitening of the index whose order (before the app's exact re-rank) is reported beside exact cosine, as ML_INDEX_PCA_DIM")
     args = p.parse_args(argv)
@@ -272,14 +292,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.epochs > 0:
         # Reserve time for re-embedding (measured on a slice) and the heads; the fine-tuning runs
         # (the final network on the train split, plus the cross-fitted flag networks) share the rest
-        # in proportion to the rows each trains on.
+        # in proportion to the rows times epochs each trains.
         t = time.monotonic()
         layer4_embed(tail, cache[:64], blocks=blocks)
         embed_s = (time.monotonic() - t) * n / 64
         reserve = 2.5 * embed_s + 60 + 0.01 * n + (0 if flag_networks else 0.02 * n)
         budget = max(args.budget_minutes * 60 - (time.monotonic() - started) - reserve, 1.0)
-        flag_rows = (flag_networks - 1) * n / flag_networks if flag_networks else 0
-        share = len(train_rows) / (len(train_rows) + flag_networks * flag_rows)
+        flag_epochs = args.flag_epochs or args.epochs
+        flag_work = flag_networks * (n - len(train_rows) / flag_networks) * flag_epochs if flag_networks else 0
+        share = len(train_rows) * args.epochs / (len(train_rows) * args.epochs + flag_work)
         say(f"fine-tuning {blocks} block(s) of layer3+layer4: up to {args.epochs} epochs, {budget:.0f}s for "
             f"1 + {flag_networks} network(s)")
         attrs = {level: (given[level], len(names[level])) for level in attr_levels}
@@ -291,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         tail, history = finetune_result.tail, finetune_result.history
         stage_seconds["finetune"] = time.monotonic() - t
+        flag_budget = budget - stage_seconds["finetune"]
     t = time.monotonic()
     feats = layer4_embed(tail, cache, blocks=blocks, progress=ProgressLine("layer4 embed"))
     stage_seconds["embed"] = time.monotonic() - t
@@ -340,29 +362,38 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Catalog-error flags: every product's probability of its own given category path, from models
     # that never saw its label. With fine-tuning, a network trained on a product's (wrong) label
-    # learns it, so the flag scores come from cross-fitted networks: fold f is scored by a network
-    # fine-tuned on the other folds. Without fine-tuning, out-of-fold heads on the frozen features.
+    # learns it, so the flag scores come from cross-fitted networks: the test split is scored by the
+    # final network (which never saw it), and fold f of the train split by a network fine-tuned on
+    # every product but that fold. Without fine-tuning, out-of-fold heads on the frozen features.
     t = time.monotonic()
-    rows_n = np.arange(n)
     if flag_networks:
-        folds = make_folds(given["articleType"], flag_networks, seed=args.seed)
-        logits = cross_fitted_logits(
-            embedder, cache, given, {level: len(names[level]) for level in ("articleType",) + attr_levels}, folds,
-            FinetuneConfig(epochs=len(history) or args.epochs, blocks=blocks, seed=args.seed + 1), progress=progress_epoch,
+        sizes = {level: len(names[level]) for level in ("articleType",) + attr_levels}
+        logits = {level: np.zeros((n, size), np.float32) for level, size in sizes.items()}
+        calibrated_logits(own, given, test_rows, {"articleType": "__category__", **{level: level for level in attr_levels}}, logits)
+        folds = np.full(n, -1, np.int64)
+        folds[train_rows] = (make_folds(given["articleType"][train_rows], flag_networks, seed=args.seed)
+                             if flag_networks > 1 else 0)
+        cross_fitted_logits(
+            embedder, cache, given, sizes, folds,
+            FinetuneConfig(epochs=args.flag_epochs or len(history), blocks=blocks, seed=args.seed + 1), progress=progress_epoch,
+            out=logits, budget_s=flag_budget,
         )
-        article_logits, sub_logits = logits["articleType"], logits["subCategory"]
-        scores = {"article": _softmax(article_logits)[rows_n, given["articleType"]],
-                  "sub": _softmax(sub_logits)[rows_n, given["subCategory"]]}
+        if args.dump:
+            np.savez_compressed(
+                args.dump, **{f"logits_{level}": z for level, z in logits.items()},
+                **{f"given_{level}": given[level] for level in given}, **{f"true_{level}": codes[level] for level in LEVELS},
+                **{f"names_{level}": names[level] for level in LEVELS}, corrupted=corrupted, test=test,
+            )
+        level_proba = {level: _softmax(z) for level, z in logits.items()}
     else:
         oof = out_of_fold_predictions(feats, given["articleType"], len(names["articleType"]),
                                       attributes={level: (given[level], len(names[level])) for level in attr_levels},
                                       cfg=head_cfg, progress=ProgressLine("out-of-fold models"))
-        scores = {"article": oof["proba"][rows_n, given["articleType"]],
-                  "sub": oof["attributes"]["subCategory"][rows_n, given["subCategory"]]}
+        level_proba = {"articleType": oof["proba"], **oof["attributes"]}
     del cache
-    # The given category path as a whole: a wrong label usually breaks the parent level too.
-    scores["path_geomean"] = np.sqrt(scores["article"] * scores["sub"])
-    scores["path_max"] = np.maximum(scores["article"], scores["sub"])
+    path = category_path_scores([level_proba[level] for level in reversed(LEVELS)], [given[level] for level in reversed(LEVELS)])
+    scores = {"article": path["levels"][0], "sub": path["levels"][1], "master": path["levels"][2],
+              "path_geomean": path["geomean"], "path_ratio": path["ratio"]}
     result["flag_score_precision_at_recall_0_8"] = {name: precision_at_recall(sc, corrupted) for name, sc in scores.items()}
     p_given = scores[args.flag_score]
     flagged = p_given < args.flag_below
@@ -382,6 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flagged": int(flagged.sum()),
         "flag_rule": f"{'cross-fitted networks' if flag_networks else 'out-of-fold heads'}: {args.flag_score} p(given) < {args.flag_below}",
         "flag_networks": flag_networks,
+        "flag_epochs": (args.flag_epochs or len(history)) if flag_networks else 0,
         "backbone": embedder.key,
         "weights": args.weights,
         "image_size": args.image_size,

@@ -29,6 +29,7 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     result = evaluate.main([
         "--styles", str(styles), "--images", str(tmp_path), "--corrupt", "0.1", "--seed", "0", "--backbone", "resnet18",
         "--image-size", "32", "--epochs", "1", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+        "--dump", str(tmp_path / "flags.npz"),
     ])
     out = capsys.readouterr()
     last = json.loads(out.out.strip().splitlines()[-1])
@@ -39,7 +40,12 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     assert "decode + frozen layers" in out.err  # progress goes to stderr
     # resnet18 has 4 blocks in layer3+layer4: the default (9, for ResNet-50) is clamped, and said so.
     assert last["finetune_blocks"] == 4 and "fine-tuning all 4" in out.err
-    assert last["flag_networks"] == 2 and last["flag_rule"].startswith("cross-fitted")
+    assert last["flag_networks"] == 3 and last["flag_epochs"] == 6 and last["flag_rule"].startswith("cross-fitted")
+    # --dump keeps what the flags were computed from: every product scored, the corrupted ones marked.
+    dump = np.load(tmp_path / "flags.npz")
+    assert dump["logits_articleType"].shape == (40, 4) and np.isfinite(dump["logits_articleType"]).all()
+    assert (np.abs(dump["logits_subCategory"]).sum(1) > 0).all() and dump["corrupted"].sum() == 4
+    assert (dump["given_articleType"] != dump["true_articleType"]).sum() == 4
 
 
 def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
@@ -61,13 +67,17 @@ def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
         "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
         "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu",
     ])
-    # Call 0 is the final network (train split) and its test-split predictions; then one per flag network.
+    # Call 0 is the final network (train split) and its test-split predictions; then one per flag
+    # network, each over one fold of the train split.
     assert len(trained) == 4 and len(scored) == 4
+    everything, test_split = set(range(40)), scored[0]
+    assert not (trained[0] & test_split) and trained[0] | test_split == everything  # final: held-out test split only
     flag_trained, flag_scored = trained[1:], scored[1:]
     assert all(not (t & s) for t, s in zip(flag_trained, flag_scored))
-    assert set().union(*flag_scored) == set(range(40)) and sum(map(len, flag_scored)) == 40
-    assert all(t | s == set(range(40)) for t, s in zip(flag_trained, flag_scored))
-    assert not (trained[0] & scored[0])  # the final network is scored on its held-out test split only
+    assert all(t | s == everything for t, s in zip(flag_trained, flag_scored))
+    # The flag networks score the train split exactly once; with the test split, every product is scored once.
+    assert set().union(*flag_scored) == trained[0] and sum(map(len, flag_scored)) == len(trained[0])
+    assert all(test_split <= t for t in flag_trained)
 
 
 def test_missing_column_and_missing_images_are_reported(tmp_path, capsys):
@@ -97,3 +107,18 @@ def test_precision_at_recall_flags_lowest_scores_first():
     assert evaluate.precision_at_recall(scores, corrupted, recall=0.6) == pytest.approx(2 / 3)
     assert evaluate.precision_at_recall(scores, corrupted, recall=1.0) == pytest.approx(0.5)
     assert np.isnan(evaluate.precision_at_recall(scores, np.zeros(6, bool), recall=0.8))
+
+
+def test_category_path_scores_rank_a_broken_path_below_a_sound_one():
+    from ml.category import category_path_scores
+
+    # Two products, two levels. Product 0's given path is what the model believes; product 1's given
+    # fine class is unlikely and its given parent is the model's second choice.
+    fine = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1]])
+    parent = np.array([[0.9, 0.1], [0.6, 0.4]])
+    scores = category_path_scores([fine, parent], [np.array([0, 2]), np.array([0, 1])])
+    assert np.allclose(scores["levels"][0], [0.8, 0.1]) and np.allclose(scores["levels"][1], [0.9, 0.4])
+    assert np.allclose(scores["geomean"], [np.sqrt(0.8 * 0.9), np.sqrt(0.1 * 0.4)])
+    assert np.allclose(scores["ratio"], [1.0, np.sqrt(0.1 / 0.7 * 0.4 / 0.6)])
+    with pytest.raises(ValueError, match="one given-label array per probability level"):
+        category_path_scores([fine], [])
