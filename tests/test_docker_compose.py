@@ -44,6 +44,7 @@ def test_production_services_present(compose):
 def test_commands(compose):
     services = compose["services"]
     assert command_text(services["web"]).startswith("gunicorn curation.wsgi")
+    assert "--worker-class=gthread" in command_text(services["web"])
     assert "celery -A curation worker" in command_text(services["worker"])
     assert "celery -A curation beat" in command_text(services["beat"])
     assert "manage.py migrate" in command_text(services["migrate"])
@@ -88,3 +89,12 @@ def test_dockerfile():
     assert "collectstatic" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "var" in ignored
+
+
+def test_every_compose_variable_is_documented_in_readme():
+    text = (ROOT / "docker-compose.yml").read_text()
+    readme = (ROOT / "README.md").read_text()
+    names = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    assert {"WEB_WORKERS", "WEB_THREADS", "WEB_PORT"} <= names
+    missing = sorted(n for n in names if f"`{n}`" not in readme)
+    assert not missing, f"docker-compose.yml reads {missing}, which README.md does not document"
