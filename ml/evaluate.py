@@ -7,20 +7,21 @@ What it does, in the order a real retraining would:
    another articleType with its own subCategory/masterCategory), as a catalog with errors;
 2. split the products into train/test (stratified by the true articleType);
 3. run the frozen part of the backbone once per image (cached, fp16, at ``--image-size`` px);
-4. fine-tune the last ``--blocks`` bottleneck blocks of layer3+layer4 plus category heads
+4. catalog-error flags, each product scored by a network that never saw its (possibly wrong) label
+   (cross-fitting): the train split's ``--flag-networks`` folds each by a network fine-tuned
+   (``--flag-epochs``) on every product but that fold, the test split by the final network (step 5);
+   a product is flagged when the calibrated probability of its given category path (geometric mean
+   over articleType, subCategory and masterCategory) is below ``--flag-below``; precision and
+   recall of the flags against the corrupted set, and the best precision at recall >= 0.8;
+5. fine-tune the last ``--blocks`` bottleneck blocks of layer3+layer4 plus category heads
    (articleType, with subCategory and masterCategory as cross-learned heads) on the train split's
-   labels as the catalog gives them (errors included), within the time budget;
-5. re-embed every product from the cache with the new blocks ("new embeddings");
-6. category accuracy per level on the test split (the fine-tuned network's own heads, against the
+   labels as the catalog gives them, less the products flagged in step 4 (``--clean-train``: what
+   a merchandiser would fix before retraining), within the time budget;
+6. re-embed every product from the cache with the new blocks ("new embeddings");
+7. category accuracy per level on the test split (the fine-tuned network's own heads, against the
    true labels); k-NN precision@10 of the test products against the whole catalog (same true
    articleType) by exact cosine, which is what the app serves (its PCA-whitened index only
-   shortlists, then re-ranks by exact cosine);
-7. catalog-error flags, each product scored by a network that never saw its (possibly wrong) label
-   (cross-fitting): the test split by the final network, the train split's ``--flag-networks``
-   folds each by a network fine-tuned the same way (``--flag-epochs``) on every product but that
-   fold; flag a product when the calibrated probability of its given category path (geometric mean
-   over articleType, subCategory and masterCategory) is below ``--flag-below``; precision and recall of the flags
-   against the corrupted set, and the best precision at recall >= 0.8.
+   shortlists, then re-ranks by exact cosine).
 
 Defaults (96 px, 9 blocks, up to 14 epochs; 3 flag networks of up to 6 epochs) were chosen by a
 sweep of image size, blocks and epochs on this repository's sample catalog; they fit the 30-minute
@@ -185,6 +186,15 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
     return out
 
 
+def _flag_scores(per_level: dict[str, np.ndarray], given: dict[str, np.ndarray], levels: tuple[str, ...],
+                 probabilities: bool = False) -> dict[str, np.ndarray]:
+    """Every flag score of every row, from per-level logits (or ``probabilities``), finest level first."""
+    proba = [per_level[level] if probabilities else _softmax(per_level[level]) for level in levels]
+    path = category_path_scores(proba, [given[level] for level in levels])
+    return {"article": path["levels"][0], "sub": path["levels"][1], "master": path["levels"][2],
+            "path_geomean": path["geomean"], "path_ratio": path["ratio"]}
+
+
 def precision_at_recall(scores: np.ndarray, corrupted: np.ndarray, recall: float = 0.8) -> float:
     """Best flag precision, flagging the lowest scores first, among cut-offs that reach ``recall`` (NaN if none)."""
     hits = np.cumsum(corrupted[np.argsort(scores, kind="stable")])
@@ -227,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "whole path (articleType, subCategory, masterCategory), or the geometric mean of p(given) / p(top) per level")
     p.add_argument("--epochs", type=int, default=14, help="fine-tuning epochs of each network (fewer if the budget says so); 0 = frozen features and out-of-fold heads")
     p.add_argument("--budget-minutes", type=float, default=28.0, help="whole run; fine-tuning gets what the other stages leave")
+    p.add_argument("--clean-train", action=argparse.BooleanOptionalAction, default=True,
+                   help="leave the train-split products the flag networks flag out of the final network's training")
     p.add_argument("--flag-below", type=float, default=0.02, help="flag when the (cross-fitted) probability of the given category is below this")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--recalibrate-bn", action="store_true", help="re-estimate batch-norm statistics on 512 catalog images first")
@@ -286,33 +298,60 @@ def main(argv: list[str] | None = None) -> dict:
     history: list[dict] = []
     tail = backbone_tail(embedder.model)
     attr_levels = ("subCategory", "masterCategory")
+    path_levels = ("articleType",) + attr_levels  # finest first
+    sizes = {level: len(names[level]) for level in path_levels}
     flag_networks = args.flag_networks if args.epochs > 0 else 0
-    finetune_result = None
+    finetune_result, flag_logits = None, None
+    cleaned = np.zeros(n, bool)
+    test_rows = np.flatnonzero(test)
     progress_epoch = lambda h: say(f"  epoch {h['epoch']}/{h['epochs']}: loss {h['loss']:.3f}, train acc {h['train_accuracy']:.3f}, {h['seconds']:.0f}s")
     if args.epochs > 0:
         # Reserve time for re-embedding (measured on a slice) and the heads; the fine-tuning runs
-        # (the final network on the train split, plus the cross-fitted flag networks) share the rest
-        # in proportion to the rows times epochs each trains.
+        # (the cross-fitted flag networks, then the final network on the train split) share the
+        # rest in proportion to the rows times epochs each trains.
         t = time.monotonic()
         layer4_embed(tail, cache[:64], blocks=blocks)
         embed_s = (time.monotonic() - t) * n / 64
         reserve = 2.5 * embed_s + 60 + 0.01 * n + (0 if flag_networks else 0.02 * n)
         budget = max(args.budget_minutes * 60 - (time.monotonic() - started) - reserve, 1.0)
+        budget_end = time.monotonic() + budget
         flag_epochs = args.flag_epochs or args.epochs
         flag_work = flag_networks * (n - len(train_rows) / flag_networks) * flag_epochs if flag_networks else 0
         share = len(train_rows) * args.epochs / (len(train_rows) * args.epochs + flag_work)
         say(f"fine-tuning {blocks} block(s) of layer3+layer4: up to {args.epochs} epochs, {budget:.0f}s for "
-            f"1 + {flag_networks} network(s)")
+            f"{flag_networks} flag network(s) + 1")
+        if flag_networks:
+            # Catalog-error flags come first: fold f of the train split is scored by a network
+            # fine-tuned on every product but that fold (cross-fitting: a network trained on a
+            # product's wrong label learns it, so only one that never saw it can vouch for it).
+            # The test split is scored later by the final network, which never sees it either.
+            t = time.monotonic()
+            flag_logits = {level: np.zeros((n, size), np.float32) for level, size in sizes.items()}
+            folds = np.full(n, -1, np.int64)
+            folds[train_rows] = (make_folds(given["articleType"][train_rows], flag_networks, seed=args.seed)
+                                 if flag_networks > 1 else 0)
+            cross_fitted_logits(
+                embedder, cache, given, sizes, folds,
+                FinetuneConfig(epochs=flag_epochs, blocks=blocks, seed=args.seed + 1), progress=progress_epoch,
+                out=flag_logits, budget_s=budget * (1 - share),
+            )
+            stage_seconds["flag_networks"] = time.monotonic() - t
+            if args.clean_train:
+                # What a merchandiser would do with the flags before retraining: the final network
+                # does not learn the labels the flag networks call wrong.
+                train_scores = _flag_scores(flag_logits, given, path_levels)[args.flag_score]
+                cleaned[train_rows] = train_scores[train_rows] < args.flag_below
+                say(f"left out of the final network's training: {int(cleaned.sum())} flagged products")
+        final_rows = train_rows[~cleaned[train_rows]]
         attrs = {level: (given[level], len(names[level])) for level in attr_levels}
         t = time.monotonic()
         finetune_result = finetune_layer4(
-            embedder, cache, given["articleType"], len(names["articleType"]), rows=train_rows, attributes=attrs,
-            cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed, time_budget_s=budget * share),
+            embedder, cache, given["articleType"], len(names["articleType"]), rows=final_rows, attributes=attrs,
+            cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed, time_budget_s=max(budget_end - t, 1.0)),
             progress=progress_epoch,
         )
         tail, history = finetune_result.tail, finetune_result.history
         stage_seconds["finetune"] = time.monotonic() - t
-        flag_budget = budget - stage_seconds["finetune"]
     t = time.monotonic()
     feats = layer4_embed(tail, cache, blocks=blocks, progress=ProgressLine("layer4 embed"))
     stage_seconds["embed"] = time.monotonic() - t
@@ -320,7 +359,6 @@ def main(argv: list[str] | None = None) -> dict:
     # Category accuracy on the test split (trained on the catalog's labels, errors included): the
     # fine-tuned network's own heads (flip-averaged) when there is one, else heads on the features.
     t = time.monotonic()
-    test_rows = np.flatnonzero(test)
     result = {}
     head_cfg = CategoryConfig(seed=args.seed, hidden=256, epochs=20, folds=args.folds)
     if finetune_result is not None:
@@ -361,39 +399,25 @@ def main(argv: list[str] | None = None) -> dict:
     stage_seconds["knn"] = time.monotonic() - t
 
     # Catalog-error flags: every product's probability of its own given category path, from models
-    # that never saw its label. With fine-tuning, a network trained on a product's (wrong) label
-    # learns it, so the flag scores come from cross-fitted networks: the test split is scored by the
-    # final network (which never saw it), and fold f of the train split by a network fine-tuned on
-    # every product but that fold. Without fine-tuning, out-of-fold heads on the frozen features.
+    # that never saw its label: the flag networks' for the train split (above), the final
+    # network's for the test split. Without fine-tuning, out-of-fold heads on the frozen features.
     t = time.monotonic()
-    if flag_networks:
-        sizes = {level: len(names[level]) for level in ("articleType",) + attr_levels}
-        logits = {level: np.zeros((n, size), np.float32) for level, size in sizes.items()}
-        calibrated_logits(own, given, test_rows, {"articleType": "__category__", **{level: level for level in attr_levels}}, logits)
-        folds = np.full(n, -1, np.int64)
-        folds[train_rows] = (make_folds(given["articleType"][train_rows], flag_networks, seed=args.seed)
-                             if flag_networks > 1 else 0)
-        cross_fitted_logits(
-            embedder, cache, given, sizes, folds,
-            FinetuneConfig(epochs=args.flag_epochs or len(history), blocks=blocks, seed=args.seed + 1), progress=progress_epoch,
-            out=logits, budget_s=flag_budget,
-        )
+    if flag_logits is not None:
+        calibrated_logits(own, given, test_rows, {"articleType": "__category__", **{level: level for level in attr_levels}}, flag_logits)
         if args.dump:
             np.savez_compressed(
-                args.dump, **{f"logits_{level}": z for level, z in logits.items()},
+                args.dump, **{f"logits_{level}": z for level, z in flag_logits.items()},
                 **{f"given_{level}": given[level] for level in given}, **{f"true_{level}": codes[level] for level in LEVELS},
-                **{f"names_{level}": names[level] for level in LEVELS}, corrupted=corrupted, test=test,
+                **{f"names_{level}": names[level] for level in LEVELS}, corrupted=corrupted, test=test, cleaned=cleaned,
             )
-        level_proba = {level: _softmax(z) for level, z in logits.items()}
+        scores = _flag_scores(flag_logits, given, path_levels)
     else:
         oof = out_of_fold_predictions(feats, given["articleType"], len(names["articleType"]),
                                       attributes={level: (given[level], len(names[level])) for level in attr_levels},
                                       cfg=head_cfg, progress=ProgressLine("out-of-fold models"))
-        level_proba = {"articleType": oof["proba"], **oof["attributes"]}
+        scores = _flag_scores({"articleType": oof["proba"], **oof["attributes"]}, given, path_levels, probabilities=True)
+        stage_seconds["out_of_fold"] = time.monotonic() - t
     del cache
-    path = category_path_scores([level_proba[level] for level in reversed(LEVELS)], [given[level] for level in reversed(LEVELS)])
-    scores = {"article": path["levels"][0], "sub": path["levels"][1], "master": path["levels"][2],
-              "path_geomean": path["geomean"], "path_ratio": path["ratio"]}
     result["flag_score_precision_at_recall_0_8"] = {name: precision_at_recall(sc, corrupted) for name, sc in scores.items()}
     p_given = scores[args.flag_score]
     flagged = p_given < args.flag_below
@@ -404,7 +428,6 @@ def main(argv: list[str] | None = None) -> dict:
     }
     in_test = test & flagged
     result["flag_precision_test_split"], result["flag_recall_test_split"] = flag_precision_recall(in_test, corrupted & test)
-    stage_seconds["out_of_fold"] = time.monotonic() - t
 
     result.update({
         "images": n,
@@ -413,7 +436,9 @@ def main(argv: list[str] | None = None) -> dict:
         "flagged": int(flagged.sum()),
         "flag_rule": f"{'cross-fitted networks' if flag_networks else 'out-of-fold heads'}: {args.flag_score} p(given) < {args.flag_below}",
         "flag_networks": flag_networks,
-        "flag_epochs": (args.flag_epochs or len(history)) if flag_networks else 0,
+        "flag_epochs": (args.flag_epochs or args.epochs) if flag_networks else 0,
+        "cleaned_train_rows": int(cleaned.sum()),
+        "cleaned_train_rows_corrupted": int((cleaned & corrupted).sum()),
         "backbone": embedder.key,
         "weights": args.weights,
         "image_size": args.image_size,

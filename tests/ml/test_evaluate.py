@@ -67,17 +67,44 @@ def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
         "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
         "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu",
     ])
-    # Call 0 is the final network (train split) and its test-split predictions; then one per flag
-    # network, each over one fold of the train split.
+    # The flag networks come first, one per fold of the train split; the last call is the final
+    # network (train split, less the flagged products) and its test-split predictions.
     assert len(trained) == 4 and len(scored) == 4
-    everything, test_split = set(range(40)), scored[0]
-    assert not (trained[0] & test_split) and trained[0] | test_split == everything  # final: held-out test split only
-    flag_trained, flag_scored = trained[1:], scored[1:]
+    everything, test_split = set(range(40)), scored[-1]
+    flag_trained, flag_scored = trained[:-1], scored[:-1]
+    train_split = set().union(*flag_scored)
+    assert not (train_split & test_split) and train_split | test_split == everything
     assert all(not (t & s) for t, s in zip(flag_trained, flag_scored))
     assert all(t | s == everything for t, s in zip(flag_trained, flag_scored))
-    # The flag networks score the train split exactly once; with the test split, every product is scored once.
-    assert set().union(*flag_scored) == trained[0] and sum(map(len, flag_scored)) == len(trained[0])
+    assert sum(map(len, flag_scored)) == len(train_split)  # each train product scored once
     assert all(test_split <= t for t in flag_trained)
+    assert trained[-1] <= train_split  # the final network never sees the test split
+
+
+def test_flagged_train_products_are_left_out_of_the_final_network(tmp_path, monkeypatch):
+    trained = []
+    real_finetune = evaluate.finetune_layer4
+
+    def recording_finetune(*args, rows=None, **kwargs):
+        trained.append(set(rows.tolist()))
+        return real_finetune(*args, rows=rows, **kwargs)
+
+    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    styles = _catalog(tmp_path)
+    common = ["--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
+              "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+              "--corrupt", "0.1", "--dump", str(tmp_path / "flags.npz")]
+    # 0.3 flags many products on these barely trained networks, yet leaves the final network some.
+    result = evaluate.main(common + ["--flag-below", "0.3"])
+    cleaned = np.load(tmp_path / "flags.npz")["cleaned"]
+    # Both flag networks train on the test split; each also on the other network's fold of the train split.
+    train_split = set(range(40)) - (trained[0] & trained[1])
+    assert result["cleaned_train_rows"] == int(cleaned.sum()) > 0
+    assert trained[-1] == train_split - set(np.flatnonzero(cleaned).tolist())
+    assert result["cleaned_train_rows_corrupted"] == int((cleaned & np.load(tmp_path / "flags.npz")["corrupted"]).sum())
+    trained.clear()
+    result = evaluate.main(common + ["--flag-below", "0.3", "--no-clean-train"])
+    assert result["cleaned_train_rows"] == 0 and len(trained[-1]) == len(train_split)
 
 
 def test_missing_column_and_missing_images_are_reported(tmp_path, capsys):
