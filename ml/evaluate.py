@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--flag-score", default="path_geomean", choices=("article", "sub", "master", "path_geomean", "path_ratio"),
                    help="what is thresholded: the given category's probability at one level, their geometric mean over the "
                         "whole path (articleType, subCategory, masterCategory), or the geometric mean of p(given) / p(top) per level")
-    p.add_argument("--epochs", type=int, default=14, help="fine-tuning epochs of each network (fewer if the budget says so); 0 = frozen features and out-of-fold heads")
+    p.add_argument("--epochs", type=int, default=14, help="fine-tuning epochs of the final network (fewer if the budget says so); 0 = frozen features and out-of-fold heads")
     p.add_argument("--budget-minutes", type=float, default=28.0, help="whole run; fine-tuning gets what the other stages leave")
     p.add_argument("--clean-train", action=argparse.BooleanOptionalAction, default=True,
                    help="leave the train-split products the flag networks flag out of the final network's training")

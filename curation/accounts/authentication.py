@@ -2,8 +2,10 @@
 
 DRF's TokenAuthentication reads the token and its user on every request, and the role check reads
 the user's groups: two queries before the view starts, on endpoints (similar items) whose whole
-answer costs about as much. ``CachedTokenAuthentication`` keeps (user with roles, token) in the
-Django cache for API_TOKEN_CACHE_SECONDS, keyed by a hash of the token (never the token itself).
+answer costs about as much. ``CachedTokenAuthentication`` keeps the user's fields (all but the
+password hash, which never leaves the database: the user comes back with it deferred), roles and
+token in the Django cache for API_TOKEN_CACHE_SECONDS, keyed by a hash of the token (never the
+token itself).
 
 Every change that could revoke access deletes the affected entries at once (signals below): a
 token deleted or regenerated, a user saved (deactivated, password changed, made superuser), a
@@ -32,6 +34,10 @@ def token_cache_key(key: str) -> str:
     return CACHE_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def _cached_user_fields() -> list[str]:
+    return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
+
+
 class CachedTokenAuthentication(TokenAuthentication):
     """``Authorization: Token <key>``, with the user and roles cached (see the module docstring)."""
 
@@ -40,12 +46,22 @@ class CachedTokenAuthentication(TokenAuthentication):
         if ttl <= 0:
             return super().authenticate_credentials(key)
         cache_key = token_cache_key(key)
-        hit = cache.get(cache_key)
-        if hit is not None:
-            return hit
+        entry = cache.get(cache_key)
+        if entry is not None:
+            return self._from_entry(key, entry)
         user, token = super().authenticate_credentials(key)  # raises for unknown keys and inactive users
-        user_roles(user)  # fills user._role_cache, cached with it: the role check needs no query either
-        cache.set(cache_key, (user, token), ttl)
+        fields = _cached_user_fields()
+        entry = {"user": [getattr(user, f) for f in fields], "roles": sorted(user_roles(user)), "token_created": token.created}
+        cache.set(cache_key, entry, ttl)
+        return user, token
+
+    @staticmethod
+    def _from_entry(key: str, entry: dict):
+        # from_db marks the password as deferred: read from the database only if something asks.
+        user = get_user_model().from_db(None, _cached_user_fields(), entry["user"])
+        user._role_cache = frozenset(entry["roles"])  # the role check needs no query either
+        token = Token.from_db(None, ["key", "user_id", "created"], [key, user.pk, entry["token_created"]])
+        token.user = user
         return user, token
 
 

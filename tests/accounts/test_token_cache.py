@@ -102,3 +102,29 @@ def test_the_cache_key_does_not_contain_the_token(make_user):
     assert _client(token).get(reverse(STATS)).status_code == 200
     key = token_cache_key(token.key)
     assert token.key not in key and cache.get(key) is not None
+
+
+def test_the_cache_holds_no_password_hash_and_the_user_comes_back_whole(make_user):
+    from django.core.cache import cache
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    from curation.accounts.authentication import CachedTokenAuthentication, token_cache_key
+    from curation.accounts.roles import user_roles
+
+    user = make_user("merchandiser", "merch-1")
+    token = Token.objects.create(user=user)
+    assert _client(token).get(reverse(STATS)).status_code == 200
+    assert user.password and user.password not in repr(cache.get(token_cache_key(token.key)))
+    request = Request(RequestFactory().get("/", HTTP_AUTHORIZATION=f"Token {token.key}"))
+    with CaptureQueriesContext(connection) as ctx:
+        cached_user, cached_token = CachedTokenAuthentication().authenticate(request)
+        assert (cached_user.pk, cached_user.username, cached_user.is_active) == (user.pk, "merch-1", True)
+        assert user_roles(cached_user) == {"merchandiser"} and cached_token.key == token.key and cached_token.user is cached_user
+    assert ctx.captured_queries == []
+    # The password is deferred, not lost: it loads when asked for, and saving keeps it.
+    assert cached_user.check_password("pw-test-12345")
+    cached_user.first_name = "Merch"
+    cached_user.save()
+    user.refresh_from_db()
+    assert user.first_name == "Merch" and user.check_password("pw-test-12345")
