@@ -158,12 +158,12 @@ def calibrated_logits(logits: dict[str, np.ndarray], given: dict[str, np.ndarray
 
 def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str, np.ndarray], sizes: dict[str, int],
                         folds: np.ndarray, cfg: FinetuneConfig, progress=None, *, out: dict[str, np.ndarray] | None = None,
-                        budget_s: float | None = None) -> dict[str, np.ndarray]:
+                        budget_s: float | None = None, epochs_run: list[int] | None = None) -> dict[str, np.ndarray]:
     """Calibrated logits per level ("articleType" first in ``sizes``, then attribute levels) for the
     rows with a fold (``folds`` >= 0), each from a network fine-tuned on every row but its fold's: no
     row is scored by a network that saw its label. Rows with fold -1 are never scored here but
     train every network (the caller scores them another way, into ``out``). ``budget_s`` is shared
-    among the networks still to train."""
+    among the networks still to train; ``epochs_run`` gets the epochs each network actually ran."""
     levels = list(sizes)
     main_level = levels[0]
     if out is None:
@@ -182,6 +182,8 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
         )
         logits = finetune_predict_logits(net, cache, blocks=cfg.blocks, rows=held, names=tuple(head_names.values()))
         calibrated_logits(logits, given, held, head_names, out)
+        if epochs_run is not None:
+            epochs_run.append(len(net.history))
         del net
     return out
 
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
     path_levels = ("articleType",) + attr_levels  # finest first
     sizes = {level: len(names[level]) for level in path_levels}
     flag_networks = args.flag_networks if args.epochs > 0 else 0
-    finetune_result, flag_logits = None, None
+    finetune_result, flag_logits, flag_epochs_run = None, None, []
     cleaned = np.zeros(n, bool)
     test_rows = np.flatnonzero(test)
     progress_epoch = lambda h: say(f"  epoch {h['epoch']}/{h['epochs']}: loss {h['loss']:.3f}, train acc {h['train_accuracy']:.3f}, {h['seconds']:.0f}s")
@@ -333,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
             cross_fitted_logits(
                 embedder, cache, given, sizes, folds,
                 FinetuneConfig(epochs=flag_epochs, blocks=blocks, seed=args.seed + 1), progress=progress_epoch,
-                out=flag_logits, budget_s=budget * (1 - share),
+                out=flag_logits, budget_s=budget * (1 - share), epochs_run=flag_epochs_run,
             )
             stage_seconds["flag_networks"] = time.monotonic() - t
             if args.clean_train:
@@ -436,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flagged": int(flagged.sum()),
         "flag_rule": f"{'cross-fitted networks' if flag_networks else 'out-of-fold heads'}: {args.flag_score} p(given) < {args.flag_below}",
         "flag_networks": flag_networks,
-        "flag_epochs": (args.flag_epochs or args.epochs) if flag_networks else 0,
+        "flag_epochs": flag_epochs_run,  # per network, as run (the budget may cut them)
         "cleaned_train_rows": int(cleaned.sum()),
         "cleaned_train_rows_corrupted": int((cleaned & corrupted).sum()),
         "backbone": embedder.key,
