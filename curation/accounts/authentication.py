@@ -15,6 +15,7 @@ in every process; with the local-memory cache, other processes notice within the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from django.conf import settings
@@ -34,8 +35,9 @@ def token_cache_key(key: str) -> str:
     return CACHE_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
-def _cached_user_fields() -> list[str]:
-    return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
+@functools.cache
+def _cached_user_fields() -> tuple[str, ...]:
+    return tuple(f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password")
 
 
 class CachedTokenAuthentication(TokenAuthentication):

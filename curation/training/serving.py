@@ -49,28 +49,34 @@ class ActiveEmbeddings:
         self.product_ids = product_ids
         self._vectors = vectors
         self._index = index
-        self._row = {int(pid): row for row, pid in enumerate(product_ids.tolist())}
-        # Product id -> row as an array too, so a request maps its hundreds of index hits to rows
-        # in one vectorised lookup. Ids are database keys, dense enough; when they are not (the
-        # array would be much larger than the set), the dict serves.
+        # Product id -> row, as an array when ids are dense enough (database keys usually are), so
+        # a request maps its hundreds of index hits to rows in one vectorised lookup; as a dict when
+        # the array would be much larger than the set.
         ids = np.asarray(product_ids, dtype=np.int64)
         self._row_of_id: np.ndarray | None = None
+        self._row: dict[int, int] | None = None
         if len(ids) and ids.min() >= 0 and ids.max() < max(4 * len(ids), 1_000_000):
             self._row_of_id = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
             self._row_of_id[ids] = np.arange(len(ids))
+        else:
+            self._row = {int(pid): row for row, pid in enumerate(ids.tolist())}
 
     def __len__(self) -> int:
-        return len(self._row)
+        return len(self.product_ids)
 
     def has(self, product_id: int) -> bool:
-        return int(product_id) in self._row
+        pid = int(product_id)
+        if self._row_of_id is None:
+            return pid in self._row
+        return 0 <= pid < len(self._row_of_id) and bool(self._row_of_id[pid] >= 0)
 
     def rows(self, product_ids: Sequence[int]) -> np.ndarray:
         """Row numbers of products (KeyError naming the first unknown id)."""
-        try:
-            return np.array([self._row[int(p)] for p in product_ids], dtype=np.int64)
-        except KeyError as exc:
-            raise KeyError(f"product {exc.args[0]} is not in embedding set {self.version_id}") from None
+        ids = np.asarray(list(product_ids), dtype=np.int64)
+        rows = self.rows_or_missing(ids)
+        if (rows < 0).any():
+            raise KeyError(f"product {int(ids[rows < 0][0])} is not in embedding set {self.version_id}")
+        return rows
 
     def rows_or_missing(self, product_ids: np.ndarray) -> np.ndarray:
         """Row numbers of products, -1 for a product not in the set (vectorised)."""
@@ -78,7 +84,7 @@ class ActiveEmbeddings:
         if self._row_of_id is None:
             return np.array([self._row.get(int(p), -1) for p in ids.tolist()], dtype=np.int64)
         inside = (ids >= 0) & (ids < len(self._row_of_id))
-        return np.where(inside, self._row_of_id[np.where(inside, ids, 0)], -1).astype(np.int64)
+        return np.where(inside, self._row_of_id[np.where(inside, ids, 0)], -1)
 
     def vectors(self, product_ids: Sequence[int]) -> np.ndarray:
         """(len(product_ids), dim) float32 backbone features; KeyError for a product not embedded."""
