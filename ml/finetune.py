@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ml.backbone import Embedder, _PathDataset
+from ml.backbone import Embedder, _PathDataset, bf16_supported
 
 Progress = Callable[[int, int], None]
 
@@ -40,6 +40,15 @@ class FinetuneConfig:
     label_smoothing: float = 0.1
     attribute_weight: float = 0.5
     hflip: bool = True
+    # Random translation (up to ``shift`` of the map's width, each way) and zoom (scale in
+    # [1 - zoom, 1 + zoom]) of the cached activation maps: the crop/scale augmentation of image
+    # training, applied where the cache is. Without it the network memorises a few thousand
+    # products within a dozen epochs.
+    shift: float = 0.0
+    zoom: float = 0.0
+    # bf16 autocast for the training passes where the processor has fast bf16 (weights, optimiser
+    # state and batch-norm statistics stay fp32); ignored elsewhere.
+    bf16: bool = False
     seed: int = 0
     time_budget_s: float | None = None  # fewer epochs when a timed batch says cfg.epochs would not fit
 
@@ -91,6 +100,21 @@ def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int
     if out is None:
         raise ValueError("no images to cache")
     return out
+
+
+def jitter_maps(x: torch.Tensor, generator: np.random.Generator, *, shift: float, zoom: float) -> torch.Tensor:
+    """Each map of the batch translated by up to ``shift`` of its size and zoomed by a factor in
+    [1 - zoom, 1 + zoom] (bilinear, borders padded with the map's edge values)."""
+    if shift <= 0 and zoom <= 0:
+        return x
+    n = len(x)
+    scale = 1.0 + generator.uniform(-zoom, zoom, n) if zoom > 0 else np.ones(n)
+    move = generator.uniform(-shift, shift, (n, 2)) * 2.0 if shift > 0 else np.zeros((n, 2))  # grid units: [-1, 1] spans the map
+    theta = np.zeros((n, 2, 3), np.float32)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / scale  # sampling a smaller window zooms in
+    theta[:, :, 2] = move
+    grid = F.affine_grid(torch.from_numpy(theta).to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _layer4_pool(layer4: nn.Module, x: torch.Tensor, blocks: int = 3) -> torch.Tensor:
@@ -153,13 +177,18 @@ def finetune_predict_logits(result: FinetuneResult, cache: torch.Tensor, *, bloc
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def _autocast(cfg: FinetuneConfig, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.bf16) and bf16_supported(device))
+
+
 def _time_one_batch(tail, heads, cache, rows, cfg, device) -> float:
     """Seconds of one training step (forward + backward, no update), the second of two timed."""
     x = cache[torch.from_numpy(rows[: cfg.batch_size])].to(device).float().contiguous(memory_format=torch.channels_last)
     seconds = 0.0
     for _ in range(2):
         t0 = time.monotonic()
-        loss = heads["__category__"](heads["__norm__"](_layer4_pool(tail, x, cfg.blocks))).logsumexp(1).mean()
+        with _autocast(cfg, device):
+            loss = heads["__category__"](heads["__norm__"](_layer4_pool(tail, x, cfg.blocks))).float().logsumexp(1).mean()
         loss.backward()
         seconds = time.monotonic() - t0
     for p in list(tail.parameters()) + list(heads.parameters()):
@@ -230,16 +259,20 @@ def _finetune_layer4_unseeded(
             if cfg.hflip:
                 flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(device)
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            x = jitter_maps(x, rng, shift=cfg.shift, zoom=cfg.zoom)
             x = x.contiguous(memory_format=torch.channels_last)
-            feats = heads["__norm__"](_layer4_pool(tail, x, cfg.blocks))
             yb, wb = y[idx].to(device), w[idx].to(device)
-            logits = heads["__category__"](feats)
+            with _autocast(cfg, device):
+                feats = heads["__norm__"](_layer4_pool(tail, x, cfg.blocks))
+                logits = heads["__category__"](feats)
+                attr_logits = {k: heads[k](feats) for k in attr}
+            logits = logits.float()
             loss = (F.cross_entropy(logits, yb, reduction="none", label_smoothing=cfg.label_smoothing) * wb).sum() / wb.sum().clamp_min(1e-8)
             for k, (values, _) in attr.items():
                 ab = values[idx].to(device)
                 known = ab >= 0
                 if known.any():
-                    per = F.cross_entropy(heads[k](feats[known]), ab[known], reduction="none", label_smoothing=cfg.label_smoothing)
+                    per = F.cross_entropy(attr_logits[k].float()[known], ab[known], reduction="none", label_smoothing=cfg.label_smoothing)
                     loss = loss + cfg.attribute_weight * (per * wb[known]).sum() / wb[known].sum().clamp_min(1e-8)
             opt.zero_grad(set_to_none=True)
             loss.backward()

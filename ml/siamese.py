@@ -38,6 +38,13 @@ class SiameseConfig:
     batch_size: int = 512
     random_negatives: int = 1  # per positive, per epoch: (i, random item)
     category_negatives: int = 1  # per positive, per epoch: (i, another item of j's category)
+    # Type-aware legs: each item's category as a learned embedding beside its features, so the head
+    # can learn what makes a good pair for each pair of categories (shoes with trousers differ from
+    # bags with dresses). 0 = features only. A category unseen in training maps to "unknown",
+    # which training also shows (``category_dropout`` of the items) so it is never out of range.
+    category_dim: int = 0
+    category_dropout: float = 0.1
+    patience: int = 0  # with validation pairs: stop after this many epochs without a better AUC (0 = run every epoch)
     seed: int = 0
     device: str = "cpu"
 
@@ -56,29 +63,51 @@ class SiameseConfig:
 
 
 class SiameseNet(nn.Module):
-    def __init__(self, in_dim: int, cfg: SiameseConfig | None = None):
+    def __init__(self, in_dim: int, cfg: SiameseConfig | None = None, n_categories: int = 0):
         super().__init__()
         self.cfg = cfg = cfg or SiameseConfig()
         self.in_dim = int(in_dim)
+        self.n_categories = int(n_categories) if cfg.category_dim > 0 else 0
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
+        leg_in = in_dim
+        if self.n_categories:
+            self.category_embedding = nn.Embedding(self.n_categories + 1, cfg.category_dim)  # last row: unknown
+            leg_in += cfg.category_dim
         self.leg = nn.Sequential(
-            nn.Linear(in_dim, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.embed_dim)
+            nn.Linear(leg_in, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.embed_dim)
         )
         fused = cfg.embed_dim * (2 if cfg.fusion == "concat" else 1) + cfg.embed_dim * len(cfg.extras)
         self.head = nn.Sequential(nn.Linear(fused, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1))
 
     def config_dict(self) -> dict:
-        return {"in_dim": self.in_dim, "cfg": self.cfg.to_dict()}
+        return {"in_dim": self.in_dim, "cfg": self.cfg.to_dict(), "n_categories": self.n_categories}
 
     @classmethod
     def from_state(cls, state: dict, config: dict) -> SiameseNet:
-        model = cls(config["in_dim"], SiameseConfig(**config["cfg"]))
+        model = cls(config["in_dim"], SiameseConfig(**config["cfg"]), n_categories=config.get("n_categories", 0))
         model.load_state_dict(state)
         return model.eval()
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.leg((x - self.mean) / self.std)
+    @property
+    def uses_categories(self) -> bool:
+        return self.n_categories > 0
+
+    def category_index(self, categories) -> torch.Tensor:
+        """Category codes as embedding rows: negative or out-of-range codes are "unknown"."""
+        unknown = self.n_categories
+        if categories is None:
+            raise ValueError("this pair model reads item categories: pass them (-1 = unknown)")
+        c = torch.as_tensor(np.ascontiguousarray(categories, dtype=np.int64), device=self.mean.device)
+        return torch.where((c >= 0) & (c < unknown), c, torch.full_like(c, unknown))
+
+    def embed(self, x: torch.Tensor, categories: torch.Tensor | None = None) -> torch.Tensor:
+        h = (x - self.mean) / self.std
+        if self.n_categories:
+            if categories is None:
+                categories = torch.full((len(x),), self.n_categories, dtype=torch.long, device=x.device)
+            h = torch.cat([h, self.category_embedding(categories)], dim=1)
+        return self.leg(h)
 
     def _extras(self, ea: torch.Tensor, eb: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -100,27 +129,36 @@ class SiameseNet(nn.Module):
             parts = [ea, eb]
         return self.head(torch.cat(parts + self._extras(ea, eb), dim=1)).squeeze(1)
 
-    def forward(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        """Symmetric logits (B,)."""
-        ea, eb = self.embed(fa), self.embed(fb)
+    def forward(self, fa: torch.Tensor, fb: torch.Tensor, ca: torch.Tensor | None = None, cb: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric logits (B,); ``ca``/``cb`` are category rows (see category_index) for type-aware models."""
+        ea, eb = self.embed(fa, ca), self.embed(fb, cb)
         if self.cfg.fusion == "concat":
             return (self._fused_logit(ea, eb) + self._fused_logit(eb, ea)) * 0.5
         return self._fused_logit(ea, eb)
 
 
 @torch.no_grad()
-def score_pairs(model: SiameseNet, fa: np.ndarray, fb: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-    """Complementarity probabilities (M,) of row-aligned feature arrays; score(a,b) == score(b,a) exactly."""
+def score_pairs(model: SiameseNet, fa: np.ndarray, fb: np.ndarray, ca=None, cb=None, batch_size: int = 8192) -> np.ndarray:
+    """Complementarity probabilities (M,) of row-aligned feature arrays; score(a,b) == score(b,a) exactly.
+
+    ``ca``/``cb``: the items' category codes (as the model was trained with; -1 = unknown), required
+    by a type-aware model and ignored by one that is not."""
     model.eval()
-    fa, fb = np.asarray(fa, dtype=np.float32), np.asarray(fb, dtype=np.float32)
+    fa, fb = np.ascontiguousarray(fa, dtype=np.float32), np.ascontiguousarray(fb, dtype=np.float32)
     if fa.shape != fb.shape:
         raise ValueError(f"fa has shape {fa.shape}, fb has shape {fb.shape}")
     dev = model.mean.device
+    cat_a = cat_b = None
+    if model.uses_categories:
+        cat_a, cat_b = model.category_index(ca), model.category_index(cb)
+        if len(cat_a) != len(fa) or len(cat_b) != len(fb):
+            raise ValueError(f"{len(fa)} pairs but {len(cat_a)} and {len(cat_b)} categories")
     out = np.empty(len(fa), dtype=np.float32)
     for start in range(0, len(fa), batch_size):
         a = torch.as_tensor(fa[start : start + batch_size], device=dev)
         b = torch.as_tensor(fb[start : start + batch_size], device=dev)
-        out[start : start + len(a)] = torch.sigmoid(model(a, b)).float().cpu().numpy()
+        cats = (cat_a[start : start + batch_size], cat_b[start : start + batch_size]) if cat_a is not None else (None, None)
+        out[start : start + len(a)] = torch.sigmoid(model(a, b, *cats)).float().cpu().numpy()
     return out
 
 
@@ -166,7 +204,8 @@ def _train_siamese_unseeded(
 
     ``features``: (N, D), or a bank (N, V, D) of augmented views from which each epoch draws one
     view per item occurrence. ``pairs`` (M, 2) are row indices, ``labels`` 0/1, ``weights`` per pair.
-    With validation pairs, the epoch with the best validation AUC is kept.
+    With validation pairs, the epoch with the best validation AUC is kept (``best_epoch``); with
+    ``cfg.patience``, training stops that many epochs after it.
     """
     cfg = cfg or SiameseConfig()
     feats = np.asarray(features, dtype=np.float32)
@@ -191,9 +230,12 @@ def _train_siamese_unseeded(
         by_category = {c: np.flatnonzero(categories == c) for c in np.unique(categories)}
     device = resolve_device(cfg.device)
     rng = np.random.default_rng(cfg.seed)
+    n_categories = int(categories.max()) + 1 if categories is not None and len(categories) and cfg.category_dim > 0 else 0
+    if cfg.category_dim > 0 and categories is None:
+        raise ValueError("category_dim > 0 needs the items' categories")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = SiameseNet(feats.shape[-1], cfg)
+        model = SiameseNet(feats.shape[-1], cfg, n_categories=n_categories)
     flat = feats.reshape(-1, feats.shape[-1])
     model.mean.copy_(torch.from_numpy(flat.mean(0)))
     model.std.copy_(torch.from_numpy(flat.std(0)).clamp_min(1e-6))
@@ -206,6 +248,16 @@ def _train_siamese_unseeded(
     history: list[dict] = []
     best_auc, best_state = -1.0, None
     val_feats = feats.mean(axis=1) if n_views else feats
+
+    cat_rows = torch.from_numpy(np.asarray(categories, dtype=np.int64)) if n_categories else None
+
+    def gather_categories(rows: np.ndarray) -> torch.Tensor | None:
+        if cat_rows is None:
+            return None
+        c = cat_rows[torch.from_numpy(rows)]
+        if cfg.category_dropout > 0:
+            c = torch.where(torch.from_numpy(rng.random(len(rows)) < cfg.category_dropout), torch.full_like(c, n_categories), c)
+        return c.to(device)
 
     def gather(rows: np.ndarray) -> torch.Tensor:
         if not n_views:
@@ -227,7 +279,8 @@ def _train_siamese_unseeded(
             fb = gather(all_pairs[idx, 1]).to(device)
             y = torch.from_numpy(all_labels[idx]).to(device)
             w = torch.from_numpy(all_weights[idx]).to(device)
-            loss = (F.binary_cross_entropy_with_logits(model(fa, fb), y, reduction="none") * w).sum() / w.sum().clamp_min(1e-8)
+            ca, cb = gather_categories(all_pairs[idx, 0]), gather_categories(all_pairs[idx, 1])
+            loss = (F.binary_cross_entropy_with_logits(model(fa, fb, ca, cb), y, reduction="none") * w).sum() / w.sum().clamp_min(1e-8)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -237,7 +290,8 @@ def _train_siamese_unseeded(
         val_auc = None
         if val_pairs is not None and val_labels is not None and len(val_pairs):
             vp = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 2)
-            val_auc = roc_auc(val_labels, score_pairs(model, val_feats[vp[:, 0]], val_feats[vp[:, 1]]))
+            vc = (categories[vp[:, 0]], categories[vp[:, 1]]) if n_categories else (None, None)
+            val_auc = roc_auc(val_labels, score_pairs(model, val_feats[vp[:, 0]], val_feats[vp[:, 1]], *vc))
             if not math.isnan(val_auc) and val_auc > best_auc:
                 best_auc = val_auc
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -245,9 +299,17 @@ def _train_siamese_unseeded(
         history.append(row)
         if progress:
             progress(dict(row))
+        if cfg.patience > 0 and best_state is not None and epoch - best_epoch(history) >= cfg.patience:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.cpu().eval(), history
+
+
+def best_epoch(history: list[dict]) -> int:
+    """The epoch (1-based) with the best validation AUC, the first of equals; the last epoch when none was measured."""
+    scored = [(h["val_auc"], -h["epoch"]) for h in history if h.get("val_auc") is not None and not math.isnan(h["val_auc"])]
+    return -max(scored)[1] if scored else (history[-1]["epoch"] if history else 0)
 
 
 def train_siamese(*args, **kwargs):

@@ -137,12 +137,17 @@ class _ModelScorer:
 
     kind: str = ""
 
-    def __init__(self, version: ModelVersion, embeddings: ActiveEmbeddings | None):
+    def __init__(self, version: ModelVersion, embeddings: ActiveEmbeddings | None, *, holdout: bool = False):
+        """``holdout``: load the version's held-out model (trained without the held-out slices) when
+        it has one, as runs compare versions on those slices; the served model otherwise."""
         from curation.training import ml_objects
 
         self.version_id = version.pk
-        self.model, self.meta = ml_objects.load_model(kind=version.kind, relative_path=version.artifact_path,
-                                                       expected_sha256=version.artifact_sha256)
+        artifact = (version.config or {}).get("holdout_artifact") if holdout else None
+        path, sha = (artifact["path"], artifact["sha256"]) if artifact else (version.artifact_path, version.artifact_sha256)
+        self.model, self.meta = ml_objects.load_model(kind=version.kind, relative_path=path, expected_sha256=sha)
+        # A type-aware model reads each product's category as the code it was trained with.
+        self.category_code = {int(c): code for code, c in enumerate((version.config or {}).get("category_ids") or [])}
         # A model only makes sense on the features it was trained on: use the active set when it
         # is of the same backbone (it has the newest products), else the model's own set.
         if embeddings is not None and (version.embedding_set is None or embeddings.backbone == version.embedding_set.backbone):
@@ -155,6 +160,18 @@ class _ModelScorer:
     def _known(self, product_ids: Iterable[int]) -> bool:
         return self.embeddings is not None and all(self.embeddings.has(p) for p in product_ids)
 
+    def _category_codes(self, product_ids: Sequence[int]) -> np.ndarray | None:
+        """The products' category codes for a type-aware model (-1: a category it never saw), else None."""
+        if not getattr(self.model, "uses_categories", False):
+            return None
+        from curation.catalog.models import Product
+
+        unique = sorted({int(p) for p in product_ids})
+        category_of = {}
+        for start in range(0, len(unique), 5000):
+            category_of.update(Product.objects.filter(id__in=unique[start : start + 5000]).values_list("id", "category_id"))
+        return np.array([self.category_code.get(category_of.get(int(p), -1), -1) for p in product_ids], dtype=np.int64)
+
 
 class PairScorer(_ModelScorer):
     """The active siamese model: probability that two products go together."""
@@ -166,9 +183,10 @@ class PairScorer(_ModelScorer):
         out = np.full(len(pairs), np.nan, dtype=np.float32)
         known = [i for i, (a, b) in enumerate(pairs) if self._known((a, b))]
         if known:
-            fa = self.embeddings.vectors([pairs[i][0] for i in known])
-            fb = self.embeddings.vectors([pairs[i][1] for i in known])
-            out[known] = score_pairs(self.model, fa, fb)
+            a_ids, b_ids = [pairs[i][0] for i in known], [pairs[i][1] for i in known]
+            codes = self._category_codes(a_ids + b_ids)
+            ca, cb = (codes[: len(known)], codes[len(known) :]) if codes is not None else (None, None)
+            out[known] = score_pairs(self.model, self.embeddings.vectors(a_ids), self.embeddings.vectors(b_ids), ca, cb)
         return out
 
 

@@ -36,7 +36,7 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     for key in ("sub_category_accuracy", "article_type_accuracy", "knn_precision_at_10", "flag_precision", "flag_recall", "images", "seconds"):
         assert key in last
     assert last == json.loads(json.dumps(result))
-    assert last["images"] == 40 and last["corrupted"] == 4 and last["finetune_epochs"] == 1
+    assert last["images"] == 40 and last["corrupted"] == 4 and last["finetune_epochs"] == [1, 1, 1] and last["final_networks"] == 3
     assert "decode + frozen layers" in out.err  # progress goes to stderr
     # resnet18 has 4 blocks in layer3+layer4: the default (9, for ResNet-50) is clamped, and said so.
     assert last["finetune_blocks"] == 4 and "fine-tuning all 4" in out.err
@@ -49,11 +49,12 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
 
 
 def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
-    trained, scored = [], []
+    trained, scored, seeds = [], [], []
     real_finetune, real_predict = evaluate.finetune_layer4, evaluate.finetune_predict_logits
 
     def recording_finetune(*args, rows=None, **kwargs):
         trained.append(set(rows.tolist()))
+        seeds.append(kwargs["cfg"].seed)
         return real_finetune(*args, rows=rows, **kwargs)
 
     def recording_predict(result, cache, *, rows=None, **kwargs):
@@ -67,18 +68,20 @@ def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
         "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
         "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu",
     ])
-    # The flag networks come first, one per fold of the train split; the last call is the final
-    # network (train split, less the flagged products) and its test-split predictions.
-    assert len(trained) == 4 and len(scored) == 4
+    # The flag networks come first, one per fold of the train split; the last three calls are the
+    # final networks (train split, less the flagged products) and their test-split predictions.
+    assert len(trained) == 6 and len(scored) == 6
     everything, test_split = set(range(40)), scored[-1]
-    flag_trained, flag_scored = trained[:-1], scored[:-1]
+    assert all(s == test_split for s in scored[3:]) and all(t == trained[-1] for t in trained[3:])
+    assert len(set(seeds[3:])) == 3  # an ensemble of three seeds
+    flag_trained, flag_scored = trained[:3], scored[:3]
     train_split = set().union(*flag_scored)
     assert not (train_split & test_split) and train_split | test_split == everything
     assert all(not (t & s) for t, s in zip(flag_trained, flag_scored))
     assert all(t | s == everything for t, s in zip(flag_trained, flag_scored))
     assert sum(map(len, flag_scored)) == len(train_split)  # each train product scored once
     assert all(test_split <= t for t in flag_trained)
-    assert trained[-1] <= train_split  # the final network never sees the test split
+    assert trained[-1] <= train_split  # the final networks never see the test split
 
 
 def test_flagged_train_products_are_left_out_of_the_final_network(tmp_path, monkeypatch):
@@ -93,8 +96,9 @@ def test_flagged_train_products_are_left_out_of_the_final_network(tmp_path, monk
     styles = _catalog(tmp_path)
     common = ["--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
               "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
-              "--corrupt", "0.1", "--dump", str(tmp_path / "flags.npz")]
-    # 0.3 flags many products on these barely trained networks, yet leaves the final network some.
+              "--corrupt", "0.1", "--dump", str(tmp_path / "flags.npz"), "--flag-score", "path_geomean"]
+    # The plain path probability below 0.3 flags many products on these barely trained networks
+    # (their ratio to the top category stays near 1), yet leaves the final network some.
     result = evaluate.main(common + ["--flag-below", "0.3"])
     cleaned = np.load(tmp_path / "flags.npz")["cleaned"]
     # Both flag networks train on the test split; each also on the other network's fold of the train split.
@@ -134,6 +138,16 @@ def test_precision_at_recall_flags_lowest_scores_first():
     assert evaluate.precision_at_recall(scores, corrupted, recall=0.6) == pytest.approx(2 / 3)
     assert evaluate.precision_at_recall(scores, corrupted, recall=1.0) == pytest.approx(0.5)
     assert np.isnan(evaluate.precision_at_recall(scores, np.zeros(6, bool), recall=0.8))
+
+
+def test_category_tree_maps_each_fine_category_to_its_parent():
+    fine = np.array([0, 0, 0, 1, 1, 3])
+    coarse = np.array([1, 1, 0, 2, 2, 0])  # one product of category 0 is listed under another parent
+    tree = evaluate.category_tree(fine, coarse, 4, 3)
+    np.testing.assert_array_equal(tree, [[0, 1, 0], [0, 0, 1], [0, 0, 0], [1, 0, 0]])
+    # A coarse level's probability is the sum of its fine categories'.
+    proba = np.array([[0.2, 0.5, 0.0, 0.3]])
+    np.testing.assert_allclose(proba @ tree, [[0.3, 0.2, 0.5]])
 
 
 def test_category_path_scores_rank_a_broken_path_below_a_sound_one():

@@ -88,3 +88,39 @@ def test_predict_logits_are_the_networks_own_heads_on_the_chosen_rows(tiny_cfg, 
     mirrored = finetune_predict_logits(result, cache.flip(-1), blocks=1, rows=rows, hflip=False)["__category__"]
     averaged = finetune_predict_logits(result, cache, blocks=1, rows=rows)["__category__"]
     assert np.allclose(averaged, (got["__category__"] + mirrored) / 2, atol=1e-4)
+
+
+class _FixedDraws:
+    """A generator stand-in whose uniform draws are fixed, to check the geometry of jitter_maps."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def uniform(self, low, high, size):
+        return np.full(size, self.value)
+
+
+def test_jitter_maps_translates_by_whole_cells_and_keeps_edges():
+    from ml.finetune import jitter_maps
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    assert jitter_maps(x, np.random.default_rng(0), shift=0.0, zoom=0.0) is x  # off by default
+    # A draw of 0.25 with shift 1: a quarter of the map, one cell of four: each output cell reads
+    # its right (and lower) neighbour; the last column/row repeats the edge.
+    moved = jitter_maps(x, _FixedDraws(0.25), shift=1.0, zoom=0.0)
+    torch.testing.assert_close(moved[..., :3, :3], x[..., 1:, 1:])
+    torch.testing.assert_close(moved[..., 3, :3], x[..., 3, 1:])
+    random = jitter_maps(x, np.random.default_rng(0), shift=0.25, zoom=0.2)
+    assert random.shape == x.shape and not torch.equal(random, x)
+
+
+def test_finetune_with_jitter_trains_and_is_repeatable(tiny_cfg, image_paths):
+    emb = Embedder(tiny_cfg)
+    cache = layer3_cache(emb, image_paths, blocks=1)
+    labels = np.arange(8) % 4
+    cfg = FinetuneConfig(epochs=2, blocks=1, batch_size=4, lr=1e-2, shift=0.2, zoom=0.1)
+    one, two = finetune_layer4(emb, cache, labels, 4, cfg=cfg), finetune_layer4(emb, cache, labels, 4, cfg=cfg)
+    plain = finetune_layer4(emb, cache, labels, 4, cfg=FinetuneConfig(epochs=2, blocks=1, batch_size=4, lr=1e-2))
+    for k in one.state:
+        torch.testing.assert_close(one.state[k], two.state[k])
+    assert any(not torch.equal(one.state[k], plain.state[k]) for k in one.state if k.startswith("layer4"))

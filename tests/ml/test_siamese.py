@@ -89,3 +89,87 @@ def test_bad_pairs_are_rejected_with_the_row():
         train_siamese(feats, np.array([[0, 1], [2, 99]]), np.ones(2), cfg=SiameseConfig(epochs=1))
     with pytest.raises(ValueError, match="fusion"):
         SiameseConfig(fusion="product")
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_type_aware_scores_are_symmetric_and_read_the_categories(fusion):
+    torch.manual_seed(0)
+    model = SiameseNet(12, SiameseConfig(fusion=fusion, hidden=16, embed_dim=8, category_dim=4), n_categories=3).eval()
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 12)).astype(np.float32), rng.normal(size=(40, 12)).astype(np.float32)
+    ca, cb = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+    np.testing.assert_array_equal(score_pairs(model, a, b, ca, cb), score_pairs(model, b, a, cb, ca))
+    # The same features under other categories score differently: the categories are read.
+    assert not np.allclose(score_pairs(model, a, b, ca, cb), score_pairs(model, a, b, (ca + 1) % 3, cb))
+    # Unknown categories (negative, beyond the trained ones) all share the "unknown" row.
+    np.testing.assert_array_equal(score_pairs(model, a, b, np.full(40, -1), cb), score_pairs(model, a, b, np.full(40, 7), cb))
+    with pytest.raises(ValueError, match="categories"):
+        score_pairs(model, a, b)
+
+
+def test_type_aware_model_learns_a_rule_that_depends_on_the_category_pair():
+    # Items of category 0 go with items of category 1 of the same style; items of category 2 go
+    # with items of category 1 of a *different* style. Features alone cannot express both rules
+    # in one shared head as well as a head that knows the categories.
+    rng = np.random.default_rng(3)
+    n = 300
+    cats = rng.integers(0, 3, n)
+    styles = rng.integers(0, 2, n)
+    feats = np.concatenate([np.eye(2)[styles] * 2, rng.normal(size=(n, 6))], axis=1).astype(np.float32)
+
+    def pairs(m, positive):
+        out = []
+        while len(out) < m:
+            i, j = rng.integers(0, n, 2)
+            if cats[j] != 1 or cats[i] == 1:
+                continue
+            good = (styles[i] == styles[j]) if cats[i] == 0 else (styles[i] != styles[j])
+            if good == positive:
+                out.append((i, j))
+        return np.array(out)
+
+    train = pairs(500, True)
+    test = np.concatenate([pairs(150, True), pairs(150, False)])
+    y = np.r_[np.ones(150), np.zeros(150)]
+    aucs = {}
+    for dim in (0, 8):
+        cfg = SiameseConfig(hidden=32, embed_dim=16, epochs=15, batch_size=128, lr=3e-3, category_dim=dim, random_negatives=0,
+                            category_negatives=2)
+        model, _ = train_siamese(feats, train, np.ones(len(train)), categories=cats, cfg=cfg)
+        aucs[dim] = roc_auc(y, score_pairs(model, feats[test[:, 0]], feats[test[:, 1]], cats[test[:, 0]], cats[test[:, 1]]))
+    assert aucs[8] > 0.9 and aucs[8] > aucs[0] + 0.1
+
+
+def test_type_aware_model_round_trips_through_its_config():
+    model = SiameseNet(6, SiameseConfig(hidden=8, embed_dim=4, category_dim=3), n_categories=5).eval()
+    again = SiameseNet.from_state(model.state_dict(), model.config_dict())
+    f = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    c = np.array([0, 4, -1, 2])
+    np.testing.assert_array_equal(score_pairs(model, f, f[::-1], c, c[::-1]), score_pairs(again, f, f[::-1], c, c[::-1]))
+    assert again.n_categories == 5
+
+
+def test_best_epoch_is_the_first_best_validation_auc_else_the_last_epoch():
+    from ml.siamese import best_epoch
+
+    history = [{"epoch": 1, "val_auc": 0.6}, {"epoch": 2, "val_auc": 0.7}, {"epoch": 3, "val_auc": 0.7}, {"epoch": 4, "val_auc": 0.65}]
+    assert best_epoch(history) == 2
+    assert best_epoch([{"epoch": 1, "val_auc": None}, {"epoch": 2, "val_auc": None}]) == 2
+    assert best_epoch([]) == 0
+
+
+def test_patience_stops_training_that_many_epochs_after_the_best_validation_auc():
+    from ml.siamese import best_epoch
+
+    feats, cats, positives, mismatched = _style_catalog(n=120, seed=1)
+    train_pos = positives(150)
+    # Validation labels that have nothing to do with the pairs: the AUC wanders, its best comes early.
+    val = np.concatenate([positives(40), mismatched(40)])
+    noise = np.random.default_rng(5).integers(0, 2, 80).astype(np.float32)
+    noise[:2] = [0, 1]
+    cfg = SiameseConfig(hidden=16, embed_dim=8, epochs=30, batch_size=64, patience=3)
+    model, history = train_siamese(feats, train_pos, np.ones(150), categories=cats, cfg=cfg, val_pairs=val, val_labels=noise)
+    assert len(history) == min(30, best_epoch(history) + 3) < 30
+    # The model kept is the best epoch's: its AUC on the validation pairs is that epoch's.
+    kept = roc_auc(noise, score_pairs(model, feats[val[:, 0]], feats[val[:, 1]]))
+    assert kept == pytest.approx(history[best_epoch(history) - 1]["val_auc"])

@@ -173,3 +173,67 @@ def test_periodic_check_starts_a_run_only_with_enough_new_labels(tiny_labels, se
     settings.RETRAIN_MIN_NEW_LABELS = have
     run = retrain_if_enough_labels()
     assert run is not None and run.trigger == PipelineRun.Trigger.SCHEDULE
+
+
+def test_served_pair_model_is_refit_on_every_label_and_its_holdout_model_is_kept(tiny_labels, settings, django_capture_on_commit_callbacks):
+    from curation.training.services.pipeline import _active_pair_scores
+
+    _run(capture=django_capture_on_commit_callbacks)
+    version = _active(ModelVersion.Kind.SIAMESE)
+    holdout = version.config["holdout_artifact"]
+    assert holdout["path"] != version.artifact_path and holdout["sha256"] != version.artifact_sha256
+    assert version.metrics["served_model"] == "refit on every label"
+    assert version.data_summary["refit_pairs"] > version.metrics["train_pairs"]
+    assert 1 <= version.metrics["best_epoch"] <= settings.TRAIN_SIAMESE_EPOCHS
+    ids = [p.id for p in tiny_labels]
+    pairs = [(ids[i], ids[j]) for i in range(0, 12) for j in range(12, 24, 3)]
+    served = serving.PairScorer(version, serving.active_embeddings()).score(pairs)
+    held = serving.PairScorer(version, serving.active_embeddings(), holdout=True).score(pairs)
+    assert not np.array_equal(served, held)
+    # The next run compares its held-out model with this version's held-out model, not with the
+    # refit one (which has seen the held-out slices).
+    np.testing.assert_array_equal(_active_pair_scores(pairs), held)
+    assert serving.active_pair_scorer().score(pairs).tolist() == served.tolist()
+
+    settings.TRAIN_SIAMESE_REFIT = False
+    _run(forced=True, capture=django_capture_on_commit_callbacks)
+    plain = _active(ModelVersion.Kind.SIAMESE)
+    assert plain.pk != version.pk and "holdout_artifact" not in plain.config and "served_model" not in plain.metrics
+
+
+def test_type_aware_pair_model_reads_each_products_current_category(tiny_labels, settings, django_capture_on_commit_callbacks):
+    from curation.catalog.services import category_create, product_category_change
+
+    _run(capture=django_capture_on_commit_callbacks)
+    version = _active(ModelVersion.Kind.SIAMESE)
+    assert version.config["model"]["n_categories"] == 4 and len(version.config["category_ids"]) == 4
+    shirt, trousers = tiny_labels[0], tiny_labels[6]
+    scorer = serving.active_pair_scorer()
+    before = scorer.score([(shirt.id, trousers.id)])[0]
+    # A merchandiser moves the shirt: the score follows its new category...
+    product_category_change(product=shirt, new_category=trousers.category, user=None, reason="test")
+    moved = scorer.score([(shirt.id, trousers.id)])[0]
+    assert moved != before
+    # ...and a category the model never saw is scored as "unknown", not refused.
+    capes = category_create(name="Capes", parent=trousers.category.parent)
+    product_category_change(product=shirt, new_category=capes, user=None, reason="test")
+    unknown = scorer.score([(shirt.id, trousers.id)])[0]
+    assert 0.0 <= unknown <= 1.0 and unknown not in (before, moved)
+
+    settings.TRAIN_SIAMESE_CATEGORY_DIM = 0
+    _run(forced=True, capture=django_capture_on_commit_callbacks)
+    serving.reset()
+    plain = serving.active_pair_scorer()
+    assert plain.version_id != version.pk and not plain.model.uses_categories
+    assert plain.score([(shirt.id, trousers.id)]).shape == (1,)
+
+
+def test_neighbour_pair_augmentation_feeds_the_held_out_and_the_refit_model(tiny_labels, settings, django_capture_on_commit_callbacks):
+    from curation.training import selectors
+
+    settings.TRAIN_NEIGHBOUR_PAIRS_K = 2
+    _run(capture=django_capture_on_commit_callbacks)
+    version = _active(ModelVersion.Kind.SIAMESE)
+    labelled = len(selectors.training_pairs())
+    assert version.data_summary["neighbour_pairs"] > 0
+    assert version.data_summary["refit_pairs"] > labelled  # the refit gets neighbour pairs of every label too

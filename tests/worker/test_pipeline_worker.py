@@ -48,8 +48,8 @@ def test_worker_killed_during_training_leaves_previous_models_serving(transactio
     assert first.status == PipelineRun.Status.SUCCEEDED, first.error
     before = {kind: _active(kind).pk for kind in ("category", "siamese", "outfit")}
 
-    # Many epochs: the siamese step runs long enough to be killed in the middle.
-    worker = start_worker(TRAIN_SIAMESE_EPOCHS=100000)
+    # Many epochs and no early stopping: the siamese step runs long enough to be killed in the middle.
+    worker = start_worker(TRAIN_SIAMESE_EPOCHS=100000, TRAIN_SIAMESE_PATIENCE=0)
     doomed = pipeline_run_request(trigger=PipelineRun.Trigger.BUTTON, forced=True)
 
     def training():

@@ -267,9 +267,15 @@ def _new_version(ctx: StepContext, *, kind: str, embedding_set: EmbeddingSet | N
     )
 
 
-def _finish_version(version: ModelVersion, *, model, data_summary: dict, metrics: dict, history: list | None = None, extra_config: dict | None = None) -> ModelVersion:
+def _finish_version(version: ModelVersion, *, model, data_summary: dict, metrics: dict, history: list | None = None,
+                    extra_config: dict | None = None, holdout_model=None) -> ModelVersion:
+    """Save the model that serves; ``holdout_model`` (trained without the held-out slices, when the
+    served one was refit on everything) is saved beside it for later runs' comparisons."""
     config = {k: v for k, v in version.config.items()}
     config.update(extra_config or {})
+    if holdout_model is not None:
+        holdout_path, holdout_sha = save_model(kind=version.kind, model=holdout_model, config=config, data_summary=data_summary, metrics=metrics)
+        config["holdout_artifact"] = {"path": holdout_path, "sha256": holdout_sha}
     path, sha = save_model(kind=version.kind, model=model, config=config, data_summary=data_summary, metrics=metrics)
     version.config = {**config, "model": model.config_dict()}
     version.artifact_path = path
@@ -483,15 +489,33 @@ def _active_pair_scores(product_pairs: list[tuple[int, int]]) -> np.ndarray | No
     if version is None or not version.artifact_path:
         return None
     try:
-        scorer = PairScorer(version, active_embeddings())
+        scorer = PairScorer(version, active_embeddings(), holdout=True)
     except Exception:
         logger.exception("cannot load the active siamese version %s for comparison", version.pk)
         return None
     return scorer.score(product_pairs)
 
 
+def _with_neighbour_pairs(features: np.ndarray, pairs: np.ndarray, labels: np.ndarray, weights: np.ndarray, *,
+                          exclude: np.ndarray, summary: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observed pairs plus, with TRAIN_NEIGHBOUR_PAIRS_K, down-weighted pairs of their items' visual neighbours
+    (all as rows of ``features``)."""
+    if settings.TRAIN_NEIGHBOUR_PAIRS_K <= 0:
+        return pairs, labels, weights
+    from ml.augment import neighbour_pairs
+
+    extra_pairs, extra_weights = neighbour_pairs(features, pairs, labels, k=settings.TRAIN_NEIGHBOUR_PAIRS_K, exclude=exclude)
+    summary["neighbour_pairs"] = int(len(extra_pairs))
+    if not len(extra_pairs):
+        return pairs, labels, weights
+    return (np.concatenate([pairs, extra_pairs]), np.concatenate([labels, np.ones(len(extra_pairs), np.float32)]),
+            np.concatenate([weights, extra_weights]))
+
+
 def _step_train_siamese(ctx: StepContext) -> None:
-    from ml.siamese import SiameseConfig, score_pairs, train_siamese
+    from dataclasses import replace
+
+    from ml.siamese import SiameseConfig, best_epoch, score_pairs, train_siamese
 
     data = _dataset(_run_embedding_set(ctx.run))
     pd, summary = _pair_data(data)
@@ -509,23 +533,23 @@ def _step_train_siamese(ctx: StepContext) -> None:
         fit = slice_ != evaluation.TEST  # tiny label sets: use validation pairs for fitting too
     val_pos = pd.pairs[(slice_ == evaluation.VAL) & (pd.labels > 0.5)]
     val_set = _eval_set(data, val_pos, known, slice_value=evaluation.VAL, seed=1)
-    cfg = SiameseConfig(device=settings.ML_DEVICE, epochs=settings.TRAIN_SIAMESE_EPOCHS)
+    cfg = SiameseConfig(
+        device=settings.ML_DEVICE, epochs=settings.TRAIN_SIAMESE_EPOCHS, patience=settings.TRAIN_SIAMESE_PATIENCE,
+        category_dim=settings.TRAIN_SIAMESE_CATEGORY_DIM,
+    )
+    # Category codes the model reads (type-aware legs): the dataset's dense codes, and the catalog
+    # category id behind each, so serving can map a product's category to the same code.
+    category_ids = np.unique(data.category_ids).tolist()
     version = _new_version(ctx, kind=ModelVersion.Kind.SIAMESE, embedding_set=data.embedding_set, config={"siamese": cfg.to_dict()})
-    fit_pairs, fit_labels, fit_weights = pd.pairs[fit], pd.labels[fit], pd.weights[fit]
-    if settings.TRAIN_NEIGHBOUR_PAIRS_K > 0:
-        from ml.augment import neighbour_pairs
-
-        extra_pairs, extra_weights = neighbour_pairs(
-            data.features[train_rows], local[fit_pairs], fit_labels, k=settings.TRAIN_NEIGHBOUR_PAIRS_K, exclude=local[pd.pairs[slice_ != evaluation.TEST]]
-        )
-        summary["neighbour_pairs"] = int(len(extra_pairs))
-        fit_pairs = np.concatenate([fit_pairs, train_rows[extra_pairs]]) if len(extra_pairs) else fit_pairs
-        fit_labels = np.concatenate([fit_labels, np.ones(len(extra_pairs), np.float32)])
-        fit_weights = np.concatenate([fit_weights, extra_weights])
+    fit_pairs, fit_labels, fit_weights = _with_neighbour_pairs(
+        data.features[train_rows], local[pd.pairs[fit]], pd.labels[fit], pd.weights[fit],
+        exclude=local[pd.pairs[slice_ != evaluation.TEST]], summary=summary,
+    )
+    refit = settings.TRAIN_SIAMESE_REFIT and bool((slice_ != evaluation.TRAIN).any())
     ctx.progress(0, cfg.epochs, unit="epochs")
     model, history = train_siamese(
         data.features[train_rows],
-        local[fit_pairs],
+        fit_pairs,
         fit_labels,
         weights=fit_weights,
         categories=data.categories[train_rows],
@@ -538,9 +562,11 @@ def _step_train_siamese(ctx: StepContext) -> None:
     test_set = _eval_set(data, test_pos, known, slice_value=evaluation.TEST, seed=2)
     fit_all = slice_ != evaluation.TEST
 
-    def new_scores(pairs: np.ndarray) -> np.ndarray:
-        return score_pairs(model, data.features[pairs[:, 0]], data.features[pairs[:, 1]])
+    def scores_of(pair_model, pairs: np.ndarray) -> np.ndarray:
+        return score_pairs(pair_model, data.features[pairs[:, 0]], data.features[pairs[:, 1]],
+                           data.categories[pairs[:, 0]], data.categories[pairs[:, 1]])
 
+    new_scores = lambda pairs: scores_of(model, pairs)  # noqa: E731
     metrics = {"train_pairs": int(fit.sum()), "val_pairs": int(len(val_set.labels)), "test_positives": int(len(test_pos))}
     if len(test_set.labels):
         metrics.update(
@@ -568,8 +594,28 @@ def _step_train_siamese(ctx: StepContext) -> None:
     best_val = [h["val_auc"] for h in history if h.get("val_auc") is not None]
     if best_val:
         metrics["val_auc"] = round(float(max(best_val)), 4)
+    metrics["best_epoch"] = best_epoch(history)
     history_rows = [{"epoch": h["epoch"], "loss": round(float(h["loss"]), 5), "val_auc": h.get("val_auc")} for h in history]
-    _finish_version(version, model=model, data_summary=summary, metrics=metrics, history=history_rows)
+    served, holdout = model, None
+    if refit:
+        # Every figure above is the held-out model's. The model that serves is trained again, for
+        # the epochs validation chose, on every label (validation and test slices included: the
+        # more pairs, the better the model, and nothing is left to measure it on). The held-out
+        # model is kept beside it, so the next run compares held-out model with held-out model.
+        all_pairs, all_labels, all_weights = _with_neighbour_pairs(
+            data.features, pd.pairs, pd.labels, pd.weights, exclude=pd.pairs, summary={},
+        )
+        ctx.detail(refit="every label", refit_epochs=metrics["best_epoch"])
+        served, _ = train_siamese(
+            data.features, all_pairs, all_labels, weights=all_weights, categories=data.categories,
+            cfg=replace(cfg, epochs=max(metrics["best_epoch"], 1), patience=0),
+            progress=lambda row: ctx.progress(row["epoch"], row["epochs"], unit="epochs (refit on every label)", loss=row.get("loss")),
+        )
+        holdout = model
+        metrics["served_model"] = "refit on every label"
+        summary["refit_pairs"] = int(len(all_pairs))
+    _finish_version(version, model=served, holdout_model=holdout, data_summary=summary, metrics=metrics, history=history_rows,
+                    extra_config={"category_ids": category_ids})
     ctx.detail(model_version_id=version.pk, **{k: v for k, v in metrics.items() if k in ("pair_auc", "baseline_auc", "val_auc")})
 
 
@@ -606,9 +652,12 @@ def _step_train_outfit(ctx: StepContext) -> None:
         metrics["fitb"] = evaluation._finite(evaluation.fitb_with(questions, lambda rows: score_outfits(model, data.features, rows)))
         pair_version_id = ctx.run.steps.get("train_siamese", {}).get("model_version_id")
         if pair_version_id:
-            pair_model, _ = load_model(kind="siamese", relative_path=ModelVersion.objects.get(pk=pair_version_id).artifact_path)
+            # The pair model that never saw the test slice (the served one may be refit on it).
+            pair_version = ModelVersion.objects.get(pk=pair_version_id)
+            holdout = pair_version.config.get("holdout_artifact") or {"path": pair_version.artifact_path}
+            pair_model, _ = load_model(kind="siamese", relative_path=holdout["path"])
             metrics["fitb_pair_model"] = evaluation._finite(
-                evaluation.fitb_with(questions, lambda rows: _mean_pair_score(pair_model, data.features, rows))
+                evaluation.fitb_with(questions, lambda rows: _mean_pair_score(pair_model, data.features, rows, data.categories))
             )
         active = selectors.active_version(ModelVersion.Kind.OUTFIT)
         if active is not None and active.artifact_path:
@@ -626,7 +675,7 @@ def _step_train_outfit(ctx: StepContext) -> None:
     ctx.detail(model_version_id=version.pk, **{k: v for k, v in metrics.items() if k in ("fitb", "fitb_pair_model")})
 
 
-def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]]) -> np.ndarray:
+def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]], categories: np.ndarray) -> np.ndarray:
     """An outfit's score by the pair model: the mean over its last item paired with the others."""
     from ml.siamese import score_pairs
 
@@ -636,7 +685,7 @@ def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]])
             a.append(g)
             b.append(rows[-1])
             owner.append(n)
-    scores = score_pairs(pair_model, features[a], features[b])
+    scores = score_pairs(pair_model, features[a], features[b], categories[a], categories[b])
     sums = np.bincount(owner, weights=scores, minlength=len(outfits))
     counts = np.maximum(np.bincount(owner, minlength=len(outfits)), 1)
     return sums / counts
