@@ -296,11 +296,8 @@ def main(argv: list[str] | None = None) -> dict:
     article = codes["articleType"]
     # Each articleType's parent levels (its most common subCategory/masterCategory), so a corrupted
     # product moves to a whole other category path.
-    parent = {}
-    for level in ("subCategory", "masterCategory"):
-        table = np.zeros((len(names["articleType"]), len(names[level])), np.int64)
-        np.add.at(table, (article, codes[level]), 1)
-        parent[level] = table.argmax(1)
+    parent = {level: category_tree(article, codes[level], len(names["articleType"]), len(names[level])).argmax(1)
+              for level in ("subCategory", "masterCategory")}
     given_article, corrupted = corrupt_categories(article, args.corrupt, rng)
     given = {"articleType": given_article}
     for level in ("subCategory", "masterCategory"):

@@ -183,10 +183,16 @@ class PairScorer(_ModelScorer):
         out = np.full(len(pairs), np.nan, dtype=np.float32)
         known = [i for i, (a, b) in enumerate(pairs) if self._known((a, b))]
         if known:
-            a_ids, b_ids = [pairs[i][0] for i in known], [pairs[i][1] for i in known]
+            # Each unordered pair is scored once and both orders read that score: a BLAS kernel
+            # may compute the same row differently in its last bit at another position of the
+            # batch, so (a, b) and (b, a) scored apart could differ.
+            unordered = [(min(pairs[i]), max(pairs[i])) for i in known]
+            row_of = {pair: row for row, pair in enumerate(dict.fromkeys(unordered))}
+            a_ids, b_ids = [a for a, _ in row_of], [b for _, b in row_of]
             codes = self._category_codes(a_ids + b_ids)
-            ca, cb = (codes[: len(known)], codes[len(known) :]) if codes is not None else (None, None)
-            out[known] = score_pairs(self.model, self.embeddings.vectors(a_ids), self.embeddings.vectors(b_ids), ca, cb)
+            ca, cb = (codes[: len(a_ids)], codes[len(a_ids) :]) if codes is not None else (None, None)
+            scores = score_pairs(self.model, self.embeddings.vectors(a_ids), self.embeddings.vectors(b_ids), ca, cb)
+            out[known] = scores[[row_of[pair] for pair in unordered]]
         return out
 
 
