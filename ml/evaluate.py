@@ -69,7 +69,7 @@ from ml.finetune import (
     layer3_cache,
     layer4_embed,
 )
-from ml.index import VectorIndex
+from ml.index import VectorIndex, l2_normalise
 from ml.metrics import accuracy, flag_precision_recall, precision_at_k, top_k_accuracy
 
 LEVELS = ("masterCategory", "subCategory", "articleType")
@@ -220,10 +220,6 @@ def precision_at_recall(scores: np.ndarray, corrupted: np.ndarray, recall: float
     return float(precision[reached].max()) if reached.any() else float("nan")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def _json_safe(value):
     """Floats rounded to 4 places and NaN (e.g. precision with nothing flagged) as null: strict JSON."""
     if isinstance(value, dict):
@@ -341,7 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
         t = time.monotonic()
         layer4_embed(tail, cache[:64], blocks=blocks)
         embed_s = (time.monotonic() - t) * n / 64
-        # (embedding runs once per final network, plus once more for the head-space figure)
+        # (embedding runs once per final network)
         reserve = 2.5 * embed_s * max(args.final_networks, 1) + 60 + 0.01 * n + (0 if flag_networks else 0.02 * n)
         budget = max(args.budget_minutes * 60 - (time.monotonic() - started) - reserve, 1.0)
         budget_end = time.monotonic() + budget
@@ -350,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
         final_work = args.final_networks * len(train_rows) * args.epochs
         share = final_work / (final_work + flag_work)
         say(f"fine-tuning {blocks} block(s) of layer3+layer4: up to {args.epochs} epochs, {budget:.0f}s for "
-            f"{flag_networks} flag network(s) + 1")
+            f"{flag_networks} flag network(s) + {args.final_networks} final")
         if flag_networks:
             # Catalog-error flags come first: fold f of the train split is scored by a network
             # fine-tuned on every product but that fold (cross-fitting: a network trained on a
@@ -396,7 +392,7 @@ def main(argv: list[str] | None = None) -> dict:
     # it is the mean of the networks' cosines.
     tails = [net.tail for net in finals] or [tail]
     per_network = [layer4_embed(tl, cache, blocks=blocks, progress=ProgressLine("layer4 embed")) for tl in tails]
-    feats = per_network[0] if len(per_network) == 1 else np.concatenate([_unit(f) for f in per_network], axis=1)
+    feats = per_network[0] if len(per_network) == 1 else np.concatenate([l2_normalise(f) for f in per_network], axis=1)
     stage_seconds["embed"] = time.monotonic() - t
 
     # Category accuracy on the test split (trained on the catalog's labels, errors included): the
@@ -446,7 +442,7 @@ def main(argv: list[str] | None = None) -> dict:
         for net, raw in zip(finals, per_network):
             norm = net.heads["__norm__"]
             with torch.no_grad():
-                parts.append(_unit(norm(torch.from_numpy(raw).to(next(norm.parameters()).device)).float().cpu().numpy()))
+                parts.append(l2_normalise(norm(torch.from_numpy(raw).to(next(norm.parameters()).device)).float().cpu().numpy()))
         knn_space = np.concatenate(parts, axis=1)
         result["knn_precision_at_10"] = knn_precision(knn_space)
         result["knn_precision_at_10_raw"] = knn_precision(feats)

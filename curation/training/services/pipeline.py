@@ -562,11 +562,9 @@ def _step_train_siamese(ctx: StepContext) -> None:
     test_set = _eval_set(data, test_pos, known, slice_value=evaluation.TEST, seed=2)
     fit_all = slice_ != evaluation.TEST
 
-    def scores_of(pair_model, pairs: np.ndarray) -> np.ndarray:
-        return score_pairs(pair_model, data.features[pairs[:, 0]], data.features[pairs[:, 1]],
+    def new_scores(pairs: np.ndarray) -> np.ndarray:
+        return score_pairs(model, data.features[pairs[:, 0]], data.features[pairs[:, 1]],
                            data.categories[pairs[:, 0]], data.categories[pairs[:, 1]])
-
-    new_scores = lambda pairs: scores_of(model, pairs)  # noqa: E731
     metrics = {"train_pairs": int(fit.sum()), "val_pairs": int(len(val_set.labels)), "test_positives": int(len(test_pos))}
     if len(test_set.labels):
         metrics.update(
