@@ -29,8 +29,17 @@ What it does, in the order a real retraining would:
 
 Defaults (96 px, 9 blocks, 3 final networks of up to 10 epochs; 3 flag networks of up to 6
 epochs) were chosen by a sweep of image size, blocks, epochs and ensemble size on this
-repository's sample catalog; they fit the 30-minute budget on 2 CPU cores, and
-``--budget-minutes`` cuts epochs when a slower machine would not.
+repository's sample catalog; they fit the 30-minute budget on 2 CPU cores with fast bf16 (AMX).
+
+The time budget (``--budget-minutes``) is planned before any training, from the measured seconds
+per row and epoch (``--ensemble auto``): when the separate flag and final networks above would not
+get their epochs, as on a 2-core processor without fast bf16 (about 4.7 times slower), one set of
+networks does both jobs instead: each of the ``--flag-networks`` networks is fine-tuned on the
+train split less one fold, scores that fold's flags, and joins the ensemble that classifies the
+test split (less than half the work); and when even those would get fewer than ``--min-epochs``
+epochs, they fine-tune fewer blocks (two thirds, then one third), which on the real photos did
+better than all blocks barely trained. The JSON line says which plan ran (``ensemble``,
+``ensemble_plan``, ``finetune_blocks``, ``finetune_epochs``).
 
 Progress goes to stderr; the last line on stdout is one JSON object.
 """
@@ -66,8 +75,10 @@ from ml.finetune import (
     backbone_tail,
     finetune_layer4,
     finetune_predict_logits,
+    cache_advance,
     layer3_cache,
     layer4_embed,
+    training_seconds_per_row,
 )
 from ml.index import VectorIndex, l2_normalise
 from ml.metrics import accuracy, flag_precision_recall, precision_at_k, top_k_accuracy
@@ -163,12 +174,14 @@ def calibrated_logits(logits: dict[str, np.ndarray], given: dict[str, np.ndarray
 
 def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str, np.ndarray], sizes: dict[str, int],
                         folds: np.ndarray, cfg: FinetuneConfig, progress=None, *, out: dict[str, np.ndarray] | None = None,
-                        budget_s: float | None = None, epochs_run: list[int] | None = None) -> dict[str, np.ndarray]:
+                        budget_s: float | None = None, epochs_run: list[int] | None = None,
+                        keep: list | None = None) -> dict[str, np.ndarray]:
     """Calibrated logits per level ("articleType" first in ``sizes``, then attribute levels) for the
     rows with a fold (``folds`` >= 0), each from a network fine-tuned on every row but its fold's: no
     row is scored by a network that saw its label. Rows with fold -1 are never scored here but
-    train every network (the caller scores them another way, into ``out``). ``budget_s`` is shared
-    among the networks still to train; ``epochs_run`` gets the epochs each network actually ran."""
+    train every network (the caller scores them another way, into ``out``); rows with fold -2 neither
+    train nor are scored. ``budget_s`` is shared among the networks still to train; ``epochs_run``
+    gets the epochs each network actually ran; ``keep``, when given, gets the networks."""
     levels = list(sizes)
     main_level = levels[0]
     if out is None:
@@ -178,10 +191,11 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
     started = time.monotonic()
     for f in range(n_folds):
         held = np.flatnonzero(folds == f)
-        say(f"flag network {f + 1}/{n_folds}: trained on {len(cache) - len(held)}, scores {len(held)}")
+        trained = np.flatnonzero((folds != f) & (folds >= -1))
+        say(f"flag network {f + 1}/{n_folds}: trained on {len(trained)}, scores {len(held)}")
         left = None if budget_s is None else max((budget_s - (time.monotonic() - started)) / (n_folds - f), 1.0)
         net = finetune_layer4(
-            embedder, cache, given[main_level], sizes[main_level], rows=np.flatnonzero(folds != f),
+            embedder, cache, given[main_level], sizes[main_level], rows=trained,
             attributes={level: (given[level], sizes[level]) for level in levels[1:]},
             cfg=replace(cfg, seed=cfg.seed + f, time_budget_s=left), progress=progress,
         )
@@ -189,6 +203,8 @@ def cross_fitted_logits(embedder: Embedder, cache: torch.Tensor, given: dict[str
         calibrated_logits(logits, given, held, head_names, out)
         if epochs_run is not None:
             epochs_run.append(len(net.history))
+        if keep is not None:
+            keep.append(net)
         del net
     return out
 
@@ -231,6 +247,83 @@ def _json_safe(value):
     return value
 
 
+def block_choices(blocks: int) -> list[int]:
+    """The trained-block counts a slow processor may fall back to, most first: all asked for, two
+    thirds, one third (9: 9, 6, 3 = layer3's last three and layer4, layer4 alone)."""
+    return sorted({blocks, max(1, 2 * blocks // 3), max(1, blocks // 3)}, reverse=True)
+
+
+def plan_ensemble(mode: str, *, n: int, n_train: int, flag_networks: int, flag_epochs: int, final_networks: int, epochs: int,
+                  row_s: dict[int, float], blocks: int, embed_s: float, budget_s: float, min_epochs: int = 8) -> dict:
+    """How the fine-tuning is organised within the time budget, from the measured seconds per row
+    and epoch for each candidate number of trained blocks (``row_s``) and per catalog embedding
+    (``embed_s``).
+
+    ``separate``: ``flag_networks`` cross-fitted networks score the train split's flags, then
+    ``final_networks`` networks, trained on the train split less the flagged products, classify;
+    all fine-tune ``blocks`` blocks. ``folds``: ``flag_networks`` networks (at least 2), each
+    fine-tuned on the train split less one fold, score their fold's flags and together are the
+    ensemble: one set of networks for both jobs, less than half the work of ``separate``; they
+    fine-tune the most blocks (of ``row_s``'s) that still leave each at least ``min_epochs`` epochs
+    (or ``epochs`` if fewer), else the fewest. ``auto``: ``separate`` when its full epochs fit the
+    budget (within 15%: the networks' own budgets trim the rest), else ``folds``. On the real-photo
+    evaluation a slow processor did better with fewer blocks trained for more epochs than with all
+    of them barely trained.
+    """
+    def reserve(networks: int, trained_blocks: int = blocks) -> float:
+        # Embedding the catalog and predicting (flip-averaged) once per ensemble network, plus the
+        # heads and k-NN; ``embed_s`` was measured through all ``blocks``, fewer cost proportionally less.
+        return 2.5 * embed_s * row_s[trained_blocks] / row_s[blocks] * max(networks, 1) + 60 + 0.01 * n
+
+    k = max(flag_networks, 2)
+    separate_flag_work = flag_networks * (n - n_train / flag_networks) * flag_epochs * row_s[blocks] if flag_networks else 0.0
+    separate_final_work = final_networks * n_train * epochs * row_s[blocks]
+    separate_budget = max(budget_s - reserve(final_networks) - (0 if flag_networks else 0.02 * n), 1.0)
+    if mode == "auto":
+        mode = "separate" if separate_flag_work + separate_final_work <= 1.15 * separate_budget or not flag_networks else "folds"
+    if mode == "separate":
+        return {
+            "mode": "separate", "networks": final_networks, "blocks": blocks, "training_s": separate_budget,
+            "final_share": separate_final_work / max(separate_final_work + separate_flag_work, 1e-9),
+            "planned_s": round(separate_flag_work + separate_final_work, 1),
+            "summary": f"{flag_networks} flag network(s) x {flag_epochs} epochs, then {final_networks} final x {epochs}, "
+                       f"{blocks} block(s) (planned {separate_flag_work + separate_final_work:.0f}s)",
+        }
+    folds_budget = {b: max(budget_s - reserve(k, b), 1.0) for b in row_s}
+    epoch_work = {b: k * n_train * (k - 1) / k * row_s[b] for b in sorted(row_s, reverse=True)}
+    chosen = next((b for b, w in epoch_work.items() if folds_budget[b] / w >= min(min_epochs, epochs)), min(epoch_work))
+    folds_work = epoch_work[chosen] * epochs
+    return {
+        "mode": "folds", "networks": k, "blocks": chosen, "training_s": folds_budget[chosen], "final_share": 1.0,
+        "planned_s": round(folds_work, 1),
+        "summary": f"{k} fold networks x up to {epochs} epochs of {chosen} block(s), each on the train split less its fold, "
+                   f"flags and ensemble at once (planned {folds_work:.0f}s, {folds_budget[chosen]:.0f}s available; the separate flag and "
+                   f"final networks would need {separate_flag_work + separate_final_work:.0f}s)",
+    }
+
+
+def dump_networks(path: Path, finals: list, flag_nets: list, cache: torch.Tensor, blocks: int, test_rows: np.ndarray,
+                  article: np.ndarray, codes: dict, given: dict, attr_levels: tuple[str, ...], per_network: list) -> None:
+    """Every network's flip-averaged test-split logits per head and its catalog embedding standardised
+    by its head's batch norm (float16), for offline analysis of ensembles."""
+    arrays = {"test_rows": test_rows, "article": article, **{f"true_{k}": v for k, v in codes.items()},
+              **{f"given_{k}": v for k, v in given.items()}}
+    names = ("__category__",) + attr_levels
+    for kind, nets in (("final", finals), ("flag", flag_nets)):
+        for i, net in enumerate(nets):
+            logits = finetune_predict_logits(net, cache, blocks=blocks, rows=test_rows, names=names)
+            for k, v in logits.items():
+                arrays[f"{kind}{i}_logits_{k.strip('_')}"] = v
+            raw = per_network[i] if kind == "final" else layer4_embed(net.tail, cache, blocks=blocks)
+            norm = net.heads["__norm__"]
+            with torch.no_grad():
+                arrays[f"{kind}{i}_std"] = norm(torch.from_numpy(raw)).float().numpy().astype(np.float16)
+            arrays[f"{kind}{i}_classifier_weight"] = net.heads["__category__"].weight.detach().float().numpy()
+            arrays[f"{kind}{i}_classifier_bias"] = net.heads["__category__"].bias.detach().float().numpy()
+    np.savez(path, **arrays)
+    say(f"saved {len(finals)} final and {len(flag_nets)} flag network(s) to {path}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--styles", type=Path, required=True)
@@ -270,6 +363,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--recalibrate-bn", action="store_true", help="re-estimate batch-norm statistics on 512 catalog images first")
     p.add_argument("--limit", type=int, default=0, help="use only this many products (quick runs)")
     p.add_argument("--dump", type=Path, help="also save the flag scores' calibrated logits, labels and masks here (.npz) for offline analysis")
+    p.add_argument("--ensemble", default="auto", choices=("auto", "separate", "folds"),
+                   help="separate: flag networks, then final networks trained on the cleaned train split; folds: one network per "
+                        "fold of the train split does both (less than half the work); auto: separate when it fits the budget")
+    p.add_argument("--min-epochs", type=int, default=8,
+                   help="with fold networks (--ensemble folds, or auto on a slow processor): fine-tune fewer blocks (two thirds, "
+                        "one third) when the budget would give each network fewer epochs than this")
+    p.add_argument("--flag-scope", default="catalog", choices=("catalog", "train"),
+                   help="what the flag networks train on besides the train split's other folds: the test split too (catalog), or not (train)")
+    p.add_argument("--dump-networks", type=Path,
+                   help="also save every network's test-split logits and standardised catalog embeddings here (.npz), for offline analysis of "
+                        "ensembles (separate flag networks trained on the test split too, unless --flag-scope train)")
     p.add_argument("--index-pca-dim", type=int, default=256,
                    help="PCA-whitening of the index whose order (before the app's exact re-rank) is reported beside exact cosine, as ML_INDEX_PCA_DIM")
     args = p.parse_args(argv)
@@ -326,67 +430,93 @@ def main(argv: list[str] | None = None) -> dict:
     path_levels = ("articleType",) + attr_levels  # finest first
     sizes = {level: len(names[level]) for level in path_levels}
     flag_networks = args.flag_networks if args.epochs > 0 else 0
-    finals, flag_logits, flag_epochs_run = [], None, []
+    finals, flag_logits, flag_epochs_run, flag_nets = [], None, [], []
+    result_plan: dict = {}
     cleaned = np.zeros(n, bool)
     test_rows = np.flatnonzero(test)
     progress_epoch = lambda h: say(f"  epoch {h['epoch']}/{h['epochs']}: loss {h['loss']:.3f}, train acc {h['train_accuracy']:.3f}, {h['seconds']:.0f}s")
     if args.epochs > 0:
         # Reserve time for re-embedding (measured on a slice) and the heads; the fine-tuning runs
-        # (the cross-fitted flag networks, then the final network on the train split) share the
-        # rest in proportion to the rows times epochs each trains.
+        # share the rest.
         t = time.monotonic()
         layer4_embed(tail, cache[:64], blocks=blocks)
         embed_s = (time.monotonic() - t) * n / 64
-        # (embedding runs once per final network)
-        reserve = 2.5 * embed_s * max(args.final_networks, 1) + 60 + 0.01 * n + (0 if flag_networks else 0.02 * n)
-        budget = max(args.budget_minutes * 60 - (time.monotonic() - started) - reserve, 1.0)
-        budget_end = time.monotonic() + budget
         flag_epochs = args.flag_epochs or args.epochs
-        flag_work = flag_networks * (n - len(train_rows) / flag_networks) * flag_epochs if flag_networks else 0
-        final_work = args.final_networks * len(train_rows) * args.epochs
-        share = final_work / (final_work + flag_work)
-        say(f"fine-tuning {blocks} block(s) of layer3+layer4: up to {args.epochs} epochs, {budget:.0f}s for "
-            f"{flag_networks} flag network(s) + {args.final_networks} final")
-        if flag_networks:
-            # Catalog-error flags come first: fold f of the train split is scored by a network
-            # fine-tuned on every product but that fold (cross-fitting: a network trained on a
-            # product's wrong label learns it, so only one that never saw it can vouch for it).
-            # The test split is scored later by the final network, which never sees it either.
+        # Seconds per row and epoch, measured for each number of blocks the plan may fall back to.
+        row_s = {b: training_seconds_per_row(embedder, cache, len(names["articleType"]), FinetuneConfig(blocks=b, bf16=args.bf16),
+                                             rows=train_rows, cache_blocks=blocks)
+                 for b in (block_choices(blocks) if args.ensemble != "separate" else [blocks])}
+        plan = plan_ensemble(args.ensemble, n=n, n_train=len(train_rows), flag_networks=flag_networks, flag_epochs=flag_epochs,
+                             final_networks=args.final_networks, epochs=args.epochs, row_s=row_s, blocks=blocks, embed_s=embed_s,
+                             budget_s=args.budget_minutes * 60 - (time.monotonic() - started), min_epochs=args.min_epochs)
+        say("fine-tuning, measured per row and epoch: " + ", ".join(f"{b} block(s) {v * 1000:.1f} ms" for b, v in row_s.items())
+            + f"; {plan['summary']}")
+        if plan["blocks"] < blocks:
+            t = time.monotonic()
+            cache = cache_advance(embedder.model, cache, cache_blocks=blocks, blocks=plan["blocks"])
+            blocks = plan["blocks"]
+            stage_seconds["cache_advance"] = time.monotonic() - t
+        budget = plan["training_s"] - stage_seconds.get("cache_advance", 0.0)
+        budget_end = time.monotonic() + budget
+        result_plan = plan
+        if plan["mode"] == "folds":
+            # One set of networks does both jobs: network f is fine-tuned on the train split less
+            # its fold f, scores that fold's flags (it never saw those labels), and joins the
+            # ensemble that classifies the test split (which none of them saw).
             t = time.monotonic()
             flag_logits = {level: np.zeros((n, size), np.float32) for level, size in sizes.items()}
-            folds = np.full(n, -1, np.int64)
-            folds[train_rows] = (make_folds(given["articleType"][train_rows], flag_networks, seed=args.seed)
-                                 if flag_networks > 1 else 0)
+            folds = np.full(n, -2, np.int64)
+            folds[train_rows] = make_folds(given["articleType"][train_rows], plan["networks"], seed=args.seed)
             cross_fitted_logits(
                 embedder, cache, given, sizes, folds,
-                FinetuneConfig(epochs=flag_epochs, blocks=blocks, seed=args.seed + 1, shift=args.shift, zoom=args.zoom, bf16=args.bf16), progress=progress_epoch,
-                # Shares are by rows x epochs; the flag networks get 15% slack over theirs (a timed
-                # batch slightly overestimates an epoch), the final networks whatever is left.
-                out=flag_logits, budget_s=min(budget * (1 - share) * 1.15, budget), epochs_run=flag_epochs_run,
+                FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1, shift=args.shift, zoom=args.zoom, bf16=args.bf16),
+                progress=progress_epoch, out=flag_logits, budget_s=budget, epochs_run=flag_epochs_run, keep=finals,
             )
-            stage_seconds["flag_networks"] = time.monotonic() - t
-            if args.clean_train:
-                # What a merchandiser would do with the flags before retraining: the final network
-                # does not learn the labels the flag networks call wrong.
-                train_scores = _flag_scores(flag_logits, given, path_levels)[args.flag_score]
-                cleaned[train_rows] = train_scores[train_rows] < args.flag_below
-                say(f"left out of the final network's training: {int(cleaned.sum())} flagged products")
-        final_rows = train_rows[~cleaned[train_rows]]
-        attrs = {level: (given[level], len(names[level])) for level in attr_levels}
-        t = time.monotonic()
-        for k in range(args.final_networks):
-            # Each network of the ensemble gets an equal share of what is left of the budget.
-            left = max((budget_end - time.monotonic()) / (args.final_networks - k), 1.0)
-            if args.final_networks > 1:
-                say(f"final network {k + 1}/{args.final_networks}: trained on {len(final_rows)}")
-            finals.append(finetune_layer4(
-                embedder, cache, given["articleType"], len(names["articleType"]), rows=final_rows, attributes=attrs,
-                cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1000 * k, shift=args.shift, zoom=args.zoom,
-                                   bf16=args.bf16, time_budget_s=left),
-                progress=progress_epoch,
-            ))
+            stage_seconds["finetune"] = time.monotonic() - t
+            flag_networks = plan["networks"]
+        else:
+            share = plan["final_share"]
+            if flag_networks:
+                # Catalog-error flags come first: fold f of the train split is scored by a network
+                # fine-tuned on every product but that fold (cross-fitting: a network trained on a
+                # product's wrong label learns it, so only one that never saw it can vouch for it).
+                # The test split is scored later by the final network, which never sees it either.
+                t = time.monotonic()
+                flag_logits = {level: np.zeros((n, size), np.float32) for level, size in sizes.items()}
+                folds = np.full(n, -1 if args.flag_scope == "catalog" else -2, np.int64)
+                folds[train_rows] = (make_folds(given["articleType"][train_rows], flag_networks, seed=args.seed)
+                                     if flag_networks > 1 else 0)
+                cross_fitted_logits(
+                    embedder, cache, given, sizes, folds,
+                    FinetuneConfig(epochs=flag_epochs, blocks=blocks, seed=args.seed + 1, shift=args.shift, zoom=args.zoom, bf16=args.bf16), progress=progress_epoch,
+                    # Shares are by rows x epochs; the flag networks get 15% slack over theirs (a timed
+                    # batch slightly overestimates an epoch), the final networks whatever is left.
+                    out=flag_logits, budget_s=min(budget * (1 - share) * 1.15, budget), epochs_run=flag_epochs_run,
+                    keep=flag_nets if args.dump_networks else None,
+                )
+                stage_seconds["flag_networks"] = time.monotonic() - t
+                if args.clean_train:
+                    # What a merchandiser would do with the flags before retraining: the final network
+                    # does not learn the labels the flag networks call wrong.
+                    train_scores = _flag_scores(flag_logits, given, path_levels)[args.flag_score]
+                    cleaned[train_rows] = train_scores[train_rows] < args.flag_below
+                    say(f"left out of the final network's training: {int(cleaned.sum())} flagged products")
+            final_rows = train_rows[~cleaned[train_rows]]
+            attrs = {level: (given[level], len(names[level])) for level in attr_levels}
+            t = time.monotonic()
+            for k in range(args.final_networks):
+                # Each network of the ensemble gets an equal share of what is left of the budget.
+                left = max((budget_end - time.monotonic()) / (args.final_networks - k), 1.0)
+                if args.final_networks > 1:
+                    say(f"final network {k + 1}/{args.final_networks}: trained on {len(final_rows)}")
+                finals.append(finetune_layer4(
+                    embedder, cache, given["articleType"], len(names["articleType"]), rows=final_rows, attributes=attrs,
+                    cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1000 * k, shift=args.shift, zoom=args.zoom,
+                                       bf16=args.bf16, time_budget_s=left),
+                    progress=progress_epoch,
+                ))
+            stage_seconds["finetune"] = time.monotonic() - t
         history = finals[0].history
-        stage_seconds["finetune"] = time.monotonic() - t
     t = time.monotonic()
     # The ensemble's embedding: each network's embedding L2-normalised, side by side, so cosine on
     # it is the mean of the networks' cosines.
@@ -453,6 +583,9 @@ def main(argv: list[str] | None = None) -> dict:
         result["knn_precision_at_10"] = knn_precision(feats)
     result["knn_precision_at_10_pca_index_order"] = knn_precision(knn_space, args.index_pca_dim or None)
     stage_seconds["knn"] = time.monotonic() - t
+    if args.dump_networks:
+        dump_networks(args.dump_networks, finals, flag_nets, cache, blocks, test_rows, article, codes, given, attr_levels,
+                      per_network=per_network)
 
     # Catalog-error flags: every product's probability of its own given category path, from models
     # that never saw its label: the flag networks' for the train split (above), the final
@@ -492,6 +625,8 @@ def main(argv: list[str] | None = None) -> dict:
         "flagged": int(flagged.sum()),
         "flag_rule": f"{'cross-fitted networks' if flag_networks else 'out-of-fold heads'}: {args.flag_score} p(given) < {args.flag_below}",
         "flag_networks": flag_networks,
+        "ensemble": result_plan.get("mode", "none"),
+        "ensemble_plan": result_plan.get("summary", ""),
         "flag_epochs": flag_epochs_run,  # per network, as run (the budget may cut them)
         "cleaned_train_rows": int(cleaned.sum()),
         "cleaned_train_rows_corrupted": int((cleaned & corrupted).sum()),

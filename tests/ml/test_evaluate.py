@@ -29,7 +29,7 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     result = evaluate.main([
         "--styles", str(styles), "--images", str(tmp_path), "--corrupt", "0.1", "--seed", "0", "--backbone", "resnet18",
         "--image-size", "32", "--epochs", "1", "--workers", "0", "--batch-size", "8", "--device", "cpu",
-        "--dump", str(tmp_path / "flags.npz"),
+        "--dump", str(tmp_path / "flags.npz"), "--ensemble", "separate",
     ])
     out = capsys.readouterr()
     last = json.loads(out.out.strip().splitlines()[-1])
@@ -66,7 +66,7 @@ def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
     styles = _catalog(tmp_path)
     evaluate.main([
         "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
-        "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+        "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu", "--ensemble", "separate",
     ])
     # The flag networks come first, one per fold of the train split; the last three calls are the
     # final networks (train split, less the flagged products) and their test-split predictions.
@@ -96,7 +96,7 @@ def test_flagged_train_products_are_left_out_of_the_final_network(tmp_path, monk
     styles = _catalog(tmp_path)
     common = ["--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
               "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
-              "--corrupt", "0.1", "--dump", str(tmp_path / "flags.npz"), "--flag-score", "path_geomean"]
+              "--corrupt", "0.1", "--dump", str(tmp_path / "flags.npz"), "--flag-score", "path_geomean", "--ensemble", "separate"]
     # The plain path probability below 0.3 flags many products on these barely trained networks
     # (their ratio to the top category stays near 1), yet leaves the final network some.
     result = evaluate.main(common + ["--flag-below", "0.3"])
@@ -109,6 +109,102 @@ def test_flagged_train_products_are_left_out_of_the_final_network(tmp_path, monk
     trained.clear()
     result = evaluate.main(common + ["--flag-below", "0.3", "--no-clean-train"])
     assert result["cleaned_train_rows"] == 0 and len(trained[-1]) == len(train_split)
+
+
+def test_fold_networks_score_their_own_fold_and_classify_the_test_split_together(tmp_path, monkeypatch):
+    trained, scored = [], []
+    real_finetune, real_predict = evaluate.finetune_layer4, evaluate.finetune_predict_logits
+
+    def recording_finetune(*args, rows=None, **kwargs):
+        trained.append(set(rows.tolist()))
+        return real_finetune(*args, rows=rows, **kwargs)
+
+    def recording_predict(result, cache, *, rows=None, **kwargs):
+        scored.append((id(result), set(rows.tolist())))
+        return real_predict(result, cache, rows=rows, **kwargs)
+
+    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    monkeypatch.setattr(evaluate, "finetune_predict_logits", recording_predict)
+    styles = _catalog(tmp_path)
+    result = evaluate.main([
+        "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
+        "--blocks", "1", "--flag-networks", "3", "--workers", "0", "--batch-size", "8", "--device", "cpu", "--ensemble", "folds",
+        "--corrupt", "0.1",
+    ])
+    # Three networks in all, no separate final networks: each scores its own fold of the train
+    # split, then all three classify the test split, which none of them trained on.
+    assert len(trained) == 3 and result["final_networks"] == 3 and result["ensemble"] == "folds"
+    assert result["flag_networks"] == 3 and result["flag_epochs"] == [1, 1, 1] and result["finetune_epochs"] == [1, 1, 1]
+    fold_scores, test_scores = scored[:3], scored[3:]
+    test_split = test_scores[0][1]
+    assert len(test_scores) == 3 and {net for net, _ in test_scores} == {net for net, _ in fold_scores}
+    assert all(rows == test_split for _, rows in test_scores)
+    train_split = set().union(*(rows for _, rows in fold_scores))
+    assert train_split | test_split == set(range(40)) and not (train_split & test_split)
+    assert sum(len(rows) for _, rows in fold_scores) == len(train_split)  # each train product scored once
+    for t, (_, s) in zip(trained, fold_scores):
+        assert not (t & s) and not (t & test_split) and t | s == train_split
+    assert result["cleaned_train_rows"] == 0  # nothing to clean: the flags come from the ensemble itself
+
+
+def test_flag_scope_train_keeps_the_flag_networks_off_the_test_split_and_dump_networks_saves_every_network(tmp_path, monkeypatch):
+    trained = []
+    real_finetune = evaluate.finetune_layer4
+
+    def recording_finetune(*args, rows=None, **kwargs):
+        trained.append(set(rows.tolist()))
+        return real_finetune(*args, rows=rows, **kwargs)
+
+    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    styles = _catalog(tmp_path)
+    evaluate.main([
+        "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
+        "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--final-networks", "2", "--workers", "0", "--batch-size", "8",
+        "--device", "cpu", "--ensemble", "separate", "--flag-scope", "train", "--dump-networks", str(tmp_path / "networks.npz"),
+    ])
+    dump = np.load(tmp_path / "networks.npz")
+    test_split = set(dump["test_rows"].tolist())
+    assert len(trained) == 4 and all(not (t & test_split) for t in trained)
+    for name in ("final0", "final1", "flag0", "flag1"):
+        assert dump[f"{name}_logits_category"].shape == (len(test_split), 4)
+        assert dump[f"{name}_std"].shape == (40, 512) and dump[f"{name}_classifier_weight"].shape == (4, 512)
+
+
+def test_the_plan_falls_back_to_fold_networks_then_to_fewer_blocks_when_the_budget_is_short():
+    common = dict(n=6000, n_train=4800, flag_networks=3, flag_epochs=6, final_networks=3, epochs=10, blocks=9, embed_s=40.0, budget_s=1680.0)
+    fast = evaluate.plan_ensemble("auto", row_s={9: 0.005}, **common)
+    assert fast["mode"] == "separate" and fast["networks"] == 3 and fast["blocks"] == 9 and 0.5 < fast["final_share"] < 1
+    # A processor three times slower: the fold networks do both jobs, with all 9 blocks while each
+    # still gets at least 8 epochs ...
+    slow = evaluate.plan_ensemble("auto", row_s={9: 0.014, 6: 0.010, 3: 0.006}, **common)
+    assert slow["mode"] == "folds" and slow["networks"] == 3 and slow["blocks"] == 9 and slow["final_share"] == 1.0
+    # ... and their planned work is a fraction of the separate networks': 3 x 2/3 of the train split
+    # against 3 flag networks on most of the catalog plus 3 on the whole train split.
+    separate = evaluate.plan_ensemble("separate", row_s={9: 0.014}, **common)
+    assert slow["planned_s"] == pytest.approx(3 * 4800 * 2 / 3 * 10 * 0.014)
+    assert slow["planned_s"] < 0.5 * separate["planned_s"]
+    # Slower still: fewer blocks, the most that leave 8 epochs; and the fewest when none does.
+    slower = evaluate.plan_ensemble("auto", row_s={9: 0.033, 6: 0.015, 3: 0.010}, **common)
+    assert slower["mode"] == "folds" and slower["blocks"] == 6
+    slowest = evaluate.plan_ensemble("auto", row_s={9: 0.2, 6: 0.15, 3: 0.1}, **common)
+    assert slowest["blocks"] == 3
+    # Asked for explicitly, each mode is kept whatever the speed; without flag networks there is no fold.
+    assert evaluate.plan_ensemble("folds", row_s={9: 0.005}, **common)["mode"] == "folds"
+    assert evaluate.plan_ensemble("auto", row_s={9: 0.033}, **{**common, "flag_networks": 0})["mode"] == "separate"
+    assert evaluate.block_choices(9) == [9, 6, 3] and evaluate.block_choices(4) == [4, 2, 1] and evaluate.block_choices(1) == [1]
+
+
+def test_a_short_budget_trains_fewer_blocks_from_the_advanced_cache(tmp_path, capsys):
+    styles = _catalog(tmp_path)
+    result = evaluate.main([
+        "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32",
+        "--workers", "0", "--batch-size", "8", "--device", "cpu", "--ensemble", "folds", "--epochs", "10", "--budget-minutes", "0.01",
+    ])
+    # Next to no time: resnet18's 4 blocks (asked for by the default, clamped) would not get their 8
+    # epochs, so fewer blocks are trained, from the cache advanced through the frozen ones.
+    assert result["ensemble"] == "folds" and result["finetune_blocks"] in (1, 2) and "cache_advance" in result["stage_seconds"]
+    assert result["final_networks"] == 3 and all(1 <= e < 10 for e in result["finetune_epochs"])
+    assert "4 block(s)" in capsys.readouterr().err and "fold networks" in result["ensemble_plan"]
 
 
 def test_missing_column_and_missing_images_are_reported(tmp_path, capsys):

@@ -124,3 +124,32 @@ def test_finetune_with_jitter_trains_and_is_repeatable(tiny_cfg, image_paths):
     for k in one.state:
         torch.testing.assert_close(one.state[k], two.state[k])
     assert any(not torch.equal(one.state[k], plain.state[k]) for k in one.state if k.startswith("layer4"))
+
+
+def test_training_seconds_per_row_is_measured_without_training_anything(tiny_cfg, image_paths):
+    from ml.finetune import training_seconds_per_row
+
+    emb = Embedder(tiny_cfg)
+    cache = layer3_cache(emb, image_paths, blocks=2)
+    before = {k: v.clone() for k, v in emb.backbone_state_dict().items()}
+    rng_before = torch.random.get_rng_state()
+    seconds = training_seconds_per_row(emb, cache, 4, FinetuneConfig(blocks=2, batch_size=4))
+    assert 0 < training_seconds_per_row(emb, cache, 4, FinetuneConfig(blocks=1, batch_size=4), cache_blocks=2) < 5
+    assert 0 < seconds < 5
+    after = emb.backbone_state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # a throwaway copy was timed
+    assert torch.equal(rng_before, torch.random.get_rng_state())  # and the caller's seeded runs are unaffected
+
+
+def test_cache_advance_runs_the_frozen_blocks_between(tiny_cfg, image_paths):
+    from ml.finetune import cache_advance
+
+    emb = Embedder(tiny_cfg)  # resnet18: layer3 + layer4 have 4 blocks
+    deep = layer3_cache(emb, image_paths, blocks=4)
+    shallow = layer3_cache(emb, image_paths, blocks=1)
+    advanced = cache_advance(emb.model, deep, cache_blocks=4, blocks=1)
+    assert advanced.shape == shallow.shape and advanced.dtype == torch.float16
+    assert torch.allclose(advanced.float(), shallow.float(), atol=2e-2, rtol=2e-2)
+    assert cache_advance(emb.model, deep, cache_blocks=4, blocks=4) is deep
+    with pytest.raises(ValueError, match="cannot feed"):
+        cache_advance(emb.model, shallow, cache_blocks=1, blocks=2)
