@@ -123,19 +123,6 @@ def _layer4_pool(layer4: nn.Module, x: torch.Tensor, blocks: int = 3) -> torch.T
     return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
-def cache_from_layer3(layer4: nn.Module, cache: torch.Tensor, blocks: int, batch_size: int = 256) -> torch.Tensor:
-    """Advance a layer3 cache through the frozen leading blocks of layer4 (to train fewer blocks)."""
-    frozen = list(layer4.eval())[: max(len(layer4) - blocks, 0)]
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(cache), batch_size):
-            h = cache[start : start + batch_size].float()
-            for block in frozen:
-                h = block(h)
-            out.append(h.to(torch.float16))
-    return torch.cat(out)
-
-
 @torch.inference_mode()
 def layer4_embed(layer4: nn.Module, cache: torch.Tensor, *, blocks: int = 3, batch_size: int = 128, progress: Progress | None = None) -> np.ndarray:
     """(N, 2048) float32 embeddings from cached layer3 activations (layer4 in eval mode)."""

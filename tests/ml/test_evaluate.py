@@ -24,6 +24,19 @@ def _catalog(folder, n=40):
     return folder / "styles.csv"
 
 
+def _record_trained_rows(monkeypatch) -> list[set]:
+    """The rows each fine-tuned network of the next evaluate.main trains on, in order."""
+    trained = []
+    real_finetune = evaluate.finetune_layer4
+
+    def recording_finetune(*args, rows=None, **kwargs):
+        trained.append(set(rows.tolist()))
+        return real_finetune(*args, rows=rows, **kwargs)
+
+    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    return trained
+
+
 def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     styles = _catalog(tmp_path)
     result = evaluate.main([
@@ -85,14 +98,7 @@ def test_flag_networks_never_score_a_row_they_trained_on(tmp_path, monkeypatch):
 
 
 def test_flagged_train_products_are_left_out_of_the_final_network(tmp_path, monkeypatch):
-    trained = []
-    real_finetune = evaluate.finetune_layer4
-
-    def recording_finetune(*args, rows=None, **kwargs):
-        trained.append(set(rows.tolist()))
-        return real_finetune(*args, rows=rows, **kwargs)
-
-    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    trained = _record_trained_rows(monkeypatch)
     styles = _catalog(tmp_path)
     common = ["--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
               "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
@@ -148,14 +154,7 @@ def test_fold_networks_score_their_own_fold_and_classify_the_test_split_together
 
 
 def test_flag_scope_train_keeps_the_flag_networks_off_the_test_split_and_dump_networks_saves_every_network(tmp_path, monkeypatch):
-    trained = []
-    real_finetune = evaluate.finetune_layer4
-
-    def recording_finetune(*args, rows=None, **kwargs):
-        trained.append(set(rows.tolist()))
-        return real_finetune(*args, rows=rows, **kwargs)
-
-    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    trained = _record_trained_rows(monkeypatch)
     styles = _catalog(tmp_path)
     evaluate.main([
         "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",

@@ -6,7 +6,7 @@ from ml.backbone import Embedder
 from ml.finetune import (
     FinetuneConfig,
     backbone_tail,
-    cache_from_layer3,
+    cache_advance,
     finetune_layer4,
     finetune_predict_logits,
     layer3_cache,
@@ -28,7 +28,7 @@ def test_cache_then_layer4_matches_direct_embedding(tiny_cfg, image_paths):
 @pytest.mark.parametrize("blocks", [1, 2])
 def test_finetune_changes_only_trained_blocks_and_gives_new_embeddings(tiny_cfg, image_paths, blocks):
     emb = Embedder(tiny_cfg)
-    cache = cache_from_layer3(emb.model.layer4, layer3_cache(emb, image_paths), blocks)
+    cache = cache_advance(emb.model, layer3_cache(emb, image_paths), cache_blocks=len(emb.model.layer4), blocks=blocks)
     labels = np.array([0, 1, 2, 3, 0, 1, 2, 3])
     events = []
     layer4, state, history, _heads = finetune_layer4(
@@ -142,8 +142,6 @@ def test_training_seconds_per_row_is_measured_without_training_anything(tiny_cfg
 
 
 def test_cache_advance_runs_the_frozen_blocks_between(tiny_cfg, image_paths):
-    from ml.finetune import cache_advance
-
     emb = Embedder(tiny_cfg)  # resnet18: layer3 + layer4 have 4 blocks
     deep = layer3_cache(emb, image_paths, blocks=4)
     shallow = layer3_cache(emb, image_paths, blocks=1)
