@@ -303,10 +303,10 @@ def plan_ensemble(mode: str, *, n: int, n_train: int, flag_networks: int, flag_e
 
 
 def dump_networks(path: Path, finals: list, flag_nets: list, cache: torch.Tensor, blocks: int, test_rows: np.ndarray,
-                  article: np.ndarray, codes: dict, given: dict, attr_levels: tuple[str, ...], per_network: list) -> None:
+                  codes: dict, given: dict, attr_levels: tuple[str, ...], per_network: list) -> None:
     """Every network's flip-averaged test-split logits per head and its catalog embedding standardised
     by its head's batch norm (float16), for offline analysis of ensembles."""
-    arrays = {"test_rows": test_rows, "article": article, **{f"true_{k}": v for k, v in codes.items()},
+    arrays = {"test_rows": test_rows, **{f"true_{k}": v for k, v in codes.items()},
               **{f"given_{k}": v for k, v in given.items()}}
     names = ("__category__",) + attr_levels
     for kind, nets in (("final", finals), ("flag", flag_nets)):
@@ -584,7 +584,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["knn_precision_at_10_pca_index_order"] = knn_precision(knn_space, args.index_pca_dim or None)
     stage_seconds["knn"] = time.monotonic() - t
     if args.dump_networks:
-        dump_networks(args.dump_networks, finals, flag_nets, cache, blocks, test_rows, article, codes, given, attr_levels,
+        dump_networks(args.dump_networks, finals, flag_nets, cache, blocks, test_rows, codes, given, attr_levels,
                       per_network=per_network)
 
     # Catalog-error flags: every product's probability of its own given category path, from models
