@@ -285,7 +285,7 @@ def main() -> None:
     }
     if args.dump:
         np.savez_compressed(
-            args.dump, features=vectors, article=np.array([r["articleType"] for r in rows]), test=np.array([r["test"] for r in rows]),
+            args.dump, features=vectors, sku=np.array([r["id"] for r in rows]), article=np.array([r["articleType"] for r in rows]), test=np.array([r["test"] for r in rows]),
             product_model=np.array([products[r["id"]][1] for r in rows]),
             train_outfits=np.array([o + [-1] * (6 - len(o)) for o in train_outfits], dtype=np.int64),
             test_outfits=np.array([o + [-1] * (6 - len(o)) for o in test_outfits], dtype=np.int64),

@@ -44,6 +44,13 @@ class SiameseConfig:
     # which training also shows (``category_dropout`` of the items) so it is never out of range.
     category_dim: int = 0
     category_dropout: float = 0.1
+    # Side attributes from the catalog (gender, usage, season, colour...): one learned vector of this
+    # size per attribute in each leg, because real outfits rarely mix genders, occasions or seasons
+    # and two items of one fine category differ most in exactly these. 0 = none. Codes are per
+    # attribute, -1 = unknown; ``attribute_dropout`` of the cells are shown as unknown in training,
+    # so a product whose attribute is missing or new still gets a sensible score.
+    attribute_dim: int = 0
+    attribute_dropout: float = 0.15
     patience: int = 0  # with validation pairs: stop after this many epochs without a better AUC (0 = run every epoch)
     seed: int = 0
     device: str = "cpu"
@@ -63,17 +70,21 @@ class SiameseConfig:
 
 
 class SiameseNet(nn.Module):
-    def __init__(self, in_dim: int, cfg: SiameseConfig | None = None, n_categories: int = 0):
+    def __init__(self, in_dim: int, cfg: SiameseConfig | None = None, n_categories: int = 0, attribute_sizes=()):
         super().__init__()
         self.cfg = cfg = cfg or SiameseConfig()
         self.in_dim = int(in_dim)
         self.n_categories = int(n_categories) if cfg.category_dim > 0 else 0
+        # Known values per side attribute; each table has one more row, for "unknown".
+        self.attribute_sizes = tuple(int(s) for s in attribute_sizes) if cfg.attribute_dim > 0 else ()
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
         leg_in = in_dim
         if self.n_categories:
             self.category_embedding = nn.Embedding(self.n_categories + 1, cfg.category_dim)  # last row: unknown
             leg_in += cfg.category_dim
+        self.attribute_embeddings = nn.ModuleList(nn.Embedding(size + 1, cfg.attribute_dim) for size in self.attribute_sizes)
+        leg_in += cfg.attribute_dim * len(self.attribute_sizes)
         self.leg = nn.Sequential(
             nn.Linear(leg_in, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.embed_dim)
         )
@@ -81,11 +92,13 @@ class SiameseNet(nn.Module):
         self.head = nn.Sequential(nn.Linear(fused, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1))
 
     def config_dict(self) -> dict:
-        return {"in_dim": self.in_dim, "cfg": self.cfg.to_dict(), "n_categories": self.n_categories}
+        return {"in_dim": self.in_dim, "cfg": self.cfg.to_dict(), "n_categories": self.n_categories,
+                "attribute_sizes": list(self.attribute_sizes)}
 
     @classmethod
     def from_state(cls, state: dict, config: dict) -> SiameseNet:
-        model = cls(config["in_dim"], SiameseConfig(**config["cfg"]), n_categories=config.get("n_categories", 0))
+        model = cls(config["in_dim"], SiameseConfig(**config["cfg"]), n_categories=config.get("n_categories", 0),
+                    attribute_sizes=config.get("attribute_sizes", ()))
         model.load_state_dict(state)
         return model.eval()
 
@@ -101,13 +114,33 @@ class SiameseNet(nn.Module):
         c = torch.as_tensor(np.ascontiguousarray(categories, dtype=np.int64), device=self.mean.device)
         return torch.where((c >= 0) & (c < unknown), c, torch.full_like(c, unknown))
 
-    def embed(self, x: torch.Tensor, categories: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def uses_attributes(self) -> bool:
+        return bool(self.attribute_sizes)
+
+    def attribute_index(self, attributes, n: int) -> torch.Tensor:
+        """Side-attribute codes (n, K) as embedding rows: negative or out-of-range codes, and a
+        missing array (None), are "unknown"."""
+        sizes = torch.tensor(self.attribute_sizes, dtype=torch.long, device=self.mean.device)
+        if attributes is None:
+            return sizes.expand(n, -1).clone()
+        a = torch.as_tensor(np.ascontiguousarray(attributes, dtype=np.int64), device=self.mean.device)
+        if a.ndim != 2 or a.shape != (n, len(self.attribute_sizes)):
+            raise ValueError(f"attributes must have shape ({n}, {len(self.attribute_sizes)}), got {tuple(a.shape)}")
+        return torch.where((a >= 0) & (a < sizes), a, sizes.expand_as(a))
+
+    def embed(self, x: torch.Tensor, categories: torch.Tensor | None = None, attributes: torch.Tensor | None = None) -> torch.Tensor:
         h = (x - self.mean) / self.std
+        parts = [h]
         if self.n_categories:
             if categories is None:
                 categories = torch.full((len(x),), self.n_categories, dtype=torch.long, device=x.device)
-            h = torch.cat([h, self.category_embedding(categories)], dim=1)
-        return self.leg(h)
+            parts.append(self.category_embedding(categories))
+        if self.attribute_sizes:
+            if attributes is None:
+                attributes = self.attribute_index(None, len(x))
+            parts += [table(attributes[:, k]) for k, table in enumerate(self.attribute_embeddings)]
+        return self.leg(torch.cat(parts, dim=1) if len(parts) > 1 else h)
 
     def _extras(self, ea: torch.Tensor, eb: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -129,20 +162,24 @@ class SiameseNet(nn.Module):
             parts = [ea, eb]
         return self.head(torch.cat(parts + self._extras(ea, eb), dim=1)).squeeze(1)
 
-    def forward(self, fa: torch.Tensor, fb: torch.Tensor, ca: torch.Tensor | None = None, cb: torch.Tensor | None = None) -> torch.Tensor:
-        """Symmetric logits (B,); ``ca``/``cb`` are category rows (see category_index) for type-aware models."""
-        ea, eb = self.embed(fa, ca), self.embed(fb, cb)
+    def forward(self, fa: torch.Tensor, fb: torch.Tensor, ca: torch.Tensor | None = None, cb: torch.Tensor | None = None,
+                aa: torch.Tensor | None = None, ab: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric logits (B,); ``ca``/``cb`` are category rows (see category_index) for type-aware
+        models, ``aa``/``ab`` side-attribute rows (see attribute_index) for attribute-aware ones."""
+        ea, eb = self.embed(fa, ca, aa), self.embed(fb, cb, ab)
         if self.cfg.fusion == "concat":
             return (self._fused_logit(ea, eb) + self._fused_logit(eb, ea)) * 0.5
         return self._fused_logit(ea, eb)
 
 
 @torch.no_grad()
-def score_pairs(model: SiameseNet, fa: np.ndarray, fb: np.ndarray, ca=None, cb=None, batch_size: int = 8192) -> np.ndarray:
+def score_pairs(model: SiameseNet, fa: np.ndarray, fb: np.ndarray, ca=None, cb=None, aa=None, ab=None,
+                batch_size: int = 8192) -> np.ndarray:
     """Complementarity probabilities (M,) of row-aligned feature arrays; score(a,b) == score(b,a) exactly.
 
     ``ca``/``cb``: the items' category codes (as the model was trained with; -1 = unknown), required
-    by a type-aware model and ignored by one that is not."""
+    by a type-aware model and ignored by one that is not. ``aa``/``ab``: the items' side-attribute
+    codes (M, K) for an attribute-aware model (-1 or None = unknown), ignored by one that is not."""
     model.eval()
     fa, fb = np.ascontiguousarray(fa, dtype=np.float32), np.ascontiguousarray(fb, dtype=np.float32)
     if fa.shape != fb.shape:
@@ -153,12 +190,16 @@ def score_pairs(model: SiameseNet, fa: np.ndarray, fb: np.ndarray, ca=None, cb=N
         cat_a, cat_b = model.category_index(ca), model.category_index(cb)
         if len(cat_a) != len(fa) or len(cat_b) != len(fb):
             raise ValueError(f"{len(fa)} pairs but {len(cat_a)} and {len(cat_b)} categories")
+    att_a = att_b = None
+    if model.uses_attributes:
+        att_a, att_b = model.attribute_index(aa, len(fa)), model.attribute_index(ab, len(fb))
     out = np.empty(len(fa), dtype=np.float32)
     for start in range(0, len(fa), batch_size):
         a = torch.as_tensor(fa[start : start + batch_size], device=dev)
         b = torch.as_tensor(fb[start : start + batch_size], device=dev)
         cats = (cat_a[start : start + batch_size], cat_b[start : start + batch_size]) if cat_a is not None else (None, None)
-        out[start : start + len(a)] = torch.sigmoid(model(a, b, *cats)).float().cpu().numpy()
+        atts = (att_a[start : start + batch_size], att_b[start : start + batch_size]) if att_a is not None else (None, None)
+        out[start : start + len(a)] = torch.sigmoid(model(a, b, *cats, *atts)).float().cpu().numpy()
     return out
 
 
@@ -195,6 +236,7 @@ def _train_siamese_unseeded(
     *,
     weights: np.ndarray | None = None,
     categories: np.ndarray | None = None,
+    attributes: np.ndarray | None = None,
     cfg: SiameseConfig | None = None,
     val_pairs: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
@@ -204,6 +246,8 @@ def _train_siamese_unseeded(
 
     ``features``: (N, D), or a bank (N, V, D) of augmented views from which each epoch draws one
     view per item occurrence. ``pairs`` (M, 2) are row indices, ``labels`` 0/1, ``weights`` per pair.
+    ``attributes``: (N, K) side-attribute codes per item (-1 = unknown), read when
+    ``cfg.attribute_dim`` > 0; each attribute's number of values is its largest code + 1.
     With validation pairs, the epoch with the best validation AUC is kept (``best_epoch``); with
     ``cfg.patience``, training stops that many epochs after it.
     """
@@ -233,9 +277,15 @@ def _train_siamese_unseeded(
     n_categories = int(categories.max()) + 1 if categories is not None and len(categories) and cfg.category_dim > 0 else 0
     if cfg.category_dim > 0 and categories is None:
         raise ValueError("category_dim > 0 needs the items' categories")
+    attribute_sizes: tuple[int, ...] = ()
+    if attributes is not None and cfg.attribute_dim > 0:
+        attributes = np.asarray(attributes, dtype=np.int64)
+        if attributes.ndim != 2 or len(attributes) != n_items:
+            raise ValueError(f"attributes must have shape ({n_items}, K), got {attributes.shape}")
+        attribute_sizes = tuple(int(max(col.max(initial=-1) + 1, 1)) for col in attributes.T)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = SiameseNet(feats.shape[-1], cfg, n_categories=n_categories)
+        model = SiameseNet(feats.shape[-1], cfg, n_categories=n_categories, attribute_sizes=attribute_sizes)
     flat = feats.reshape(-1, feats.shape[-1])
     model.mean.copy_(torch.from_numpy(flat.mean(0)))
     model.std.copy_(torch.from_numpy(flat.std(0)).clamp_min(1e-6))
@@ -259,6 +309,18 @@ def _train_siamese_unseeded(
             c = torch.where(torch.from_numpy(rng.random(len(rows)) < cfg.category_dropout), torch.full_like(c, n_categories), c)
         return c.to(device)
 
+    att_rows = model.attribute_index(attributes, n_items).cpu() if attribute_sizes else None
+    unknown_attribute = torch.tensor(attribute_sizes, dtype=torch.long) if attribute_sizes else None
+
+    def gather_attributes(rows: np.ndarray) -> torch.Tensor | None:
+        if att_rows is None:
+            return None
+        a = att_rows[torch.from_numpy(rows)]
+        if cfg.attribute_dropout > 0:
+            hide = torch.from_numpy(rng.random(a.shape) < cfg.attribute_dropout)
+            a = torch.where(hide, unknown_attribute.expand_as(a), a)
+        return a.to(device)
+
     def gather(rows: np.ndarray) -> torch.Tensor:
         if not n_views:
             return bank[torch.from_numpy(rows)]
@@ -280,7 +342,8 @@ def _train_siamese_unseeded(
             y = torch.from_numpy(all_labels[idx]).to(device)
             w = torch.from_numpy(all_weights[idx]).to(device)
             ca, cb = gather_categories(all_pairs[idx, 0]), gather_categories(all_pairs[idx, 1])
-            loss = (F.binary_cross_entropy_with_logits(model(fa, fb, ca, cb), y, reduction="none") * w).sum() / w.sum().clamp_min(1e-8)
+            aa, ab = gather_attributes(all_pairs[idx, 0]), gather_attributes(all_pairs[idx, 1])
+            loss = (F.binary_cross_entropy_with_logits(model(fa, fb, ca, cb, aa, ab), y, reduction="none") * w).sum() / w.sum().clamp_min(1e-8)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -291,7 +354,8 @@ def _train_siamese_unseeded(
         if val_pairs is not None and val_labels is not None and len(val_pairs):
             vp = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 2)
             vc = (categories[vp[:, 0]], categories[vp[:, 1]]) if n_categories else (None, None)
-            val_auc = roc_auc(val_labels, score_pairs(model, val_feats[vp[:, 0]], val_feats[vp[:, 1]], *vc))
+            va = (attributes[vp[:, 0]], attributes[vp[:, 1]]) if attribute_sizes else (None, None)
+            val_auc = roc_auc(val_labels, score_pairs(model, val_feats[vp[:, 0]], val_feats[vp[:, 1]], *vc, *va))
             if not math.isnan(val_auc) and val_auc > best_auc:
                 best_auc = val_auc
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

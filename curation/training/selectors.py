@@ -34,6 +34,30 @@ def training_outfits() -> list[list[int]]:
     return [ids for ids in items.values() if len(ids) >= 2]
 
 
+# Side attributes that are Product columns; any other name is a key of Product.attributes.
+PRODUCT_ATTRIBUTE_FIELDS = ("gender", "usage", "season", "colour", "brand")
+
+
+def product_attribute_values(product_ids, names) -> list[tuple[str, ...]]:
+    """Each product's values of the named side attributes, in the order of ``product_ids`` ("" where
+    a product has none, or no longer exists)."""
+    names = list(names)
+    fields = [n for n in names if n in PRODUCT_ATTRIBUTE_FIELDS]
+    extra = [n for n in names if n not in PRODUCT_ATTRIBUTE_FIELDS]
+    ids = [int(p) for p in product_ids]
+    unique = sorted(set(ids))
+    found: dict[int, tuple[str, ...]] = {}
+    for start in range(0, len(unique), 5000):
+        rows = Product.objects.filter(id__in=unique[start : start + 5000]).values_list("id", *fields, "attributes")
+        for pid, *values, attributes in rows:
+            by_name = dict(zip(fields, values))
+            attributes = attributes if isinstance(attributes, dict) else {}
+            by_name.update({n: attributes.get(n) for n in extra})
+            found[pid] = tuple("" if by_name[n] is None else str(by_name[n]) for n in names)
+    empty = ("",) * len(names)
+    return [found.get(p, empty) for p in ids]
+
+
 def outfit_pairs(outfits: list[list[int]]) -> set[tuple[int, int]]:
     return {(min(a, b), max(a, b)) for ids in outfits for a, b in combinations(ids, 2) if a != b}
 

@@ -148,6 +148,9 @@ class _ModelScorer:
         self.model, self.meta = ml_objects.load_model(kind=version.kind, relative_path=path, expected_sha256=sha)
         # A type-aware model reads each product's category as the code it was trained with.
         self.category_code = {int(c): code for code, c in enumerate((version.config or {}).get("category_ids") or [])}
+        # A model that reads side attributes reads each product's current values through the
+        # vocabulary it was trained with (a pair model as codes, the outfit scorer as indicators).
+        self.attribute_vocab = {str(name): list(known) for name, known in (version.config or {}).get("side_attributes") or []}
         # A model only makes sense on the features it was trained on: use the active set when it
         # is of the same backbone (it has the newest products), else the model's own set.
         if embeddings is not None and (version.embedding_set is None or embeddings.backbone == version.embedding_set.backbone):
@@ -172,6 +175,16 @@ class _ModelScorer:
             category_of.update(Product.objects.filter(id__in=unique[start : start + 5000]).values_list("id", "category_id"))
         return np.array([self.category_code.get(category_of.get(int(p), -1), -1) for p in product_ids], dtype=np.int64)
 
+    def _attribute_codes(self, product_ids: Sequence[int]) -> np.ndarray | None:
+        """The products' side-attribute codes (-1: unknown) when the model reads them, else None."""
+        if not self.attribute_vocab or not getattr(self.model, "uses_attributes", True):
+            return None
+        from curation.training.selectors import product_attribute_values
+        from ml.attributes import encode_attributes
+
+        names = list(self.attribute_vocab)
+        return encode_attributes(product_attribute_values(product_ids, names), names, self.attribute_vocab)
+
 
 class PairScorer(_ModelScorer):
     """The active siamese model: probability that two products go together."""
@@ -191,13 +204,25 @@ class PairScorer(_ModelScorer):
             a_ids, b_ids = [a for a, _ in row_of], [b for _, b in row_of]
             codes = self._category_codes(a_ids + b_ids)
             ca, cb = (codes[: len(a_ids)], codes[len(a_ids) :]) if codes is not None else (None, None)
-            scores = score_pairs(self.model, self.embeddings.vectors(a_ids), self.embeddings.vectors(b_ids), ca, cb)
+            attributes = self._attribute_codes(a_ids + b_ids)
+            aa, ab = (attributes[: len(a_ids)], attributes[len(a_ids) :]) if attributes is not None else (None, None)
+            scores = score_pairs(self.model, self.embeddings.vectors(a_ids), self.embeddings.vectors(b_ids), ca, cb, aa, ab)
             out[known] = scores[[row_of[pair] for pair in unordered]]
         return out
 
 
 class OutfitScorer(_ModelScorer):
     """The active outfit model: how well a set of products goes together, and completing a look."""
+
+    def _features(self, product_ids: list[int]) -> np.ndarray:
+        """The products' image features, with their side attributes as indicator columns when the model read them."""
+        from ml.attributes import one_hot
+
+        feats = self.embeddings.vectors(product_ids)
+        codes = self._attribute_codes(product_ids)
+        if codes is None:
+            return feats
+        return np.hstack([feats, one_hot(codes, [len(known) for known in self.attribute_vocab.values()])])
 
     def score(self, outfits: Sequence[Sequence[int]]) -> np.ndarray:
         """One score per outfit; NaN for an outfit with a product that has no embedding."""
@@ -208,7 +233,7 @@ class OutfitScorer(_ModelScorer):
         if not known:
             return out
         ids = sorted({int(p) for i in known for p in outfits[i]})
-        feats = self.embeddings.vectors(ids)
+        feats = self._features(ids)
         local = {pid: row for row, pid in enumerate(ids)}
         out[known] = score_outfits(self.model, feats, [[local[int(p)] for p in outfits[i]] for i in known])
         return out
@@ -226,7 +251,7 @@ class OutfitScorer(_ModelScorer):
         ids = sorted(set(given) | {p for cands in slots.values() for p in cands})
         if not ids or not given:
             return {slot: [] for slot in candidates_by_slot}
-        feats = self.embeddings.vectors(ids)
+        feats = self._features(ids)
         local = {pid: row for row, pid in enumerate(ids)}
         result = complete_outfit(
             self.model,

@@ -173,3 +173,72 @@ def test_patience_stops_training_that_many_epochs_after_the_best_validation_auc(
     # The model kept is the best epoch's: its AUC on the validation pairs is that epoch's.
     kept = roc_auc(noise, score_pairs(model, feats[val[:, 0]], feats[val[:, 1]]))
     assert kept == pytest.approx(history[best_epoch(history) - 1]["val_auc"])
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_attribute_aware_scores_are_symmetric_and_read_the_attributes(fusion):
+    torch.manual_seed(0)
+    cfg = SiameseConfig(fusion=fusion, hidden=16, embed_dim=8, attribute_dim=3)
+    model = SiameseNet(12, cfg, attribute_sizes=(2, 4)).eval()
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 12)).astype(np.float32), rng.normal(size=(40, 12)).astype(np.float32)
+    aa, ab = np.stack([rng.integers(0, 2, 40), rng.integers(0, 4, 40)], 1), np.stack([rng.integers(0, 2, 40), rng.integers(0, 4, 40)], 1)
+    np.testing.assert_array_equal(score_pairs(model, a, b, aa=aa, ab=ab), score_pairs(model, b, a, aa=ab, ab=aa))
+    other = aa.copy()
+    other[:, 0] = 1 - other[:, 0]
+    assert not np.allclose(score_pairs(model, a, b, aa=aa, ab=ab), score_pairs(model, a, b, aa=other, ab=ab))
+    # Unknown values (negative, beyond the trained ones, or no attributes at all) share the "unknown" rows.
+    unknown = np.full((40, 2), -1)
+    np.testing.assert_array_equal(score_pairs(model, a, b, aa=unknown, ab=ab), score_pairs(model, a, b, aa=np.full((40, 2), 9), ab=ab))
+    np.testing.assert_array_equal(score_pairs(model, a, b, aa=unknown, ab=unknown), score_pairs(model, a, b))
+    with pytest.raises(ValueError, match=r"shape \(40, 2\)"):
+        score_pairs(model, a, b, aa=aa[:, :1], ab=ab)
+
+
+def test_attribute_aware_model_learns_what_the_features_do_not_show():
+    # Two items go together when they share a "gender" that the image features do not show; the
+    # negatives are of the partner's own category, so only the attribute tells them apart.
+    rng = np.random.default_rng(4)
+    n = 400
+    cats = rng.integers(0, 4, n)
+    gender = rng.integers(0, 2, n)
+    season = rng.integers(0, 3, n)  # noise: read, but unrelated to the rule
+    feats = np.concatenate([np.eye(4)[cats], rng.normal(size=(n, 8))], axis=1).astype(np.float32)
+    attributes = np.stack([gender, season], 1)
+
+    def pairs(m, positive):
+        out = []
+        while len(out) < m:
+            i, j = rng.integers(0, n, 2)
+            if i != j and cats[i] != cats[j] and (gender[i] == gender[j]) == positive:
+                out.append((i, j))
+        return np.array(out)
+
+    train, test = pairs(600, True), np.concatenate([pairs(200, True), pairs(200, False)])
+    y = np.r_[np.ones(200), np.zeros(200)]
+    aucs = {}
+    for dim in (0, 4):
+        cfg = SiameseConfig(hidden=32, embed_dim=16, epochs=15, batch_size=128, lr=3e-3, category_dim=4, attribute_dim=dim)
+        model, _ = train_siamese(feats, train, np.ones(len(train)), categories=cats, attributes=attributes, cfg=cfg)
+        assert model.uses_attributes == (dim > 0)
+        aucs[dim] = roc_auc(y, score_pairs(model, feats[test[:, 0]], feats[test[:, 1]], cats[test[:, 0]], cats[test[:, 1]],
+                                           attributes[test[:, 0]], attributes[test[:, 1]]))
+    assert aucs[4] > 0.9 and aucs[0] < 0.65
+
+
+def test_attribute_aware_model_round_trips_through_its_config():
+    model = SiameseNet(6, SiameseConfig(hidden=8, embed_dim=4, category_dim=3, attribute_dim=2), n_categories=5,
+                       attribute_sizes=(3, 7)).eval()
+    again = SiameseNet.from_state(model.state_dict(), model.config_dict())
+    f = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    c = np.array([0, 4, -1, 2])
+    att = np.array([[0, 6], [2, -1], [1, 3], [-1, 0]])
+    np.testing.assert_array_equal(score_pairs(model, f, f[::-1], c, c[::-1], att, att[::-1]),
+                                  score_pairs(again, f, f[::-1], c, c[::-1], att, att[::-1]))
+    assert again.attribute_sizes == (3, 7)
+    # A model saved before side attributes existed has none.
+    old = model.config_dict()
+    del old["attribute_sizes"]
+    old["cfg"] = {k: v for k, v in old["cfg"].items() if not k.startswith("attribute_")}
+    plain = SiameseNet(6, SiameseConfig(hidden=8, embed_dim=4, category_dim=3), n_categories=5)
+    assert not SiameseNet.from_state(plain.state_dict(), old).uses_attributes

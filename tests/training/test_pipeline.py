@@ -237,3 +237,49 @@ def test_neighbour_pair_augmentation_feeds_the_held_out_and_the_refit_model(tiny
     labelled = len(selectors.training_pairs())
     assert version.data_summary["neighbour_pairs"] > 0
     assert version.data_summary["refit_pairs"] > labelled  # the refit gets neighbour pairs of every label too
+
+
+def test_pair_model_reads_side_attributes_through_the_vocabulary_it_saved(tiny_labels, settings, django_capture_on_commit_callbacks):
+    from curation.catalog.models import Product
+
+    # "occasion" lives in the imported attributes; "gender" is a column no tiny product fills, and
+    # "sku" is unique per product: neither is worth reading.
+    for n, product in enumerate(tiny_labels):
+        Product.objects.filter(pk=product.pk).update(attributes={"occasion": "party" if n % 2 else "office"})
+    settings.TRAIN_SIDE_ATTRIBUTES = ["colour", "gender", "occasion", "sku"]
+    _run(capture=django_capture_on_commit_callbacks)
+    version = _active(ModelVersion.Kind.SIAMESE)
+    vocab = dict(version.config["side_attributes"])
+    assert sorted(vocab) == ["colour", "occasion"] and sorted(vocab["colour"]) == ["blue", "green", "red"]
+    assert version.config["model"]["attribute_sizes"] == [len(known) for _, known in version.config["side_attributes"]]
+    assert version.metrics["side_attributes"] == [name for name, _ in version.config["side_attributes"]]
+    shirt, trousers = tiny_labels[0], tiny_labels[6]
+    scorer = serving.active_pair_scorer()
+    assert scorer.model.uses_attributes
+    before = scorer.score([(shirt.id, trousers.id)])[0]
+    # The score follows a product's current values: a corrected colour, then one the model never saw.
+    Product.objects.filter(pk=shirt.pk).update(colour="Blue" if shirt.colour != "Blue" else "Green")
+    recoloured = scorer.score([(shirt.id, trousers.id)])[0]
+    Product.objects.filter(pk=shirt.pk).update(colour="Mauve")
+    unknown = scorer.score([(shirt.id, trousers.id)])[0]
+    assert len({float(before), float(recoloured), float(unknown)}) == 3 and 0.0 <= unknown <= 1.0
+    # The outfit scorer reads the same attributes, as indicator columns after the image features.
+    outfit = _active(ModelVersion.Kind.OUTFIT)
+    assert outfit.config["side_attributes"] == version.config["side_attributes"]
+    assert outfit.config["model"]["in_dim"] == serving.active_embeddings().vectors([shirt.id]).shape[1] + sum(
+        len(known) for _, known in outfit.config["side_attributes"])
+    outfit_scorer = serving.active_outfit_scorer()
+    look = [shirt.id, trousers.id, tiny_labels[12].id]
+    as_mauve = outfit_scorer.score([look])[0]
+    Product.objects.filter(pk=shirt.pk).update(colour=shirt.colour)
+    assert 0.0 <= as_mauve <= 1.0 and outfit_scorer.score([look])[0] != as_mauve
+    assert outfit_scorer.complete([shirt.id], {"shoes": [p.id for p in tiny_labels[12:18]]})["shoes"]
+
+    settings.TRAIN_SIAMESE_ATTRIBUTE_DIM = 0
+    _run(forced=True, capture=django_capture_on_commit_callbacks)
+    serving.reset()
+    plain = serving.active_pair_scorer()
+    assert plain.version_id != version.pk and not plain.model.uses_attributes
+    assert _active(ModelVersion.Kind.SIAMESE).config["side_attributes"] == []
+    # The outfit scorer still reads them: only TRAIN_SIDE_ATTRIBUTES turns them off for it.
+    assert _active(ModelVersion.Kind.OUTFIT).config["side_attributes"] == version.config["side_attributes"]

@@ -512,6 +512,41 @@ def _with_neighbour_pairs(features: np.ndarray, pairs: np.ndarray, labels: np.nd
             np.concatenate([weights, extra_weights]))
 
 
+def _side_attribute_codes(data: Dataset, *, vocabulary: list | None = None) -> tuple[np.ndarray | None, list]:
+    """The side-attribute codes (N, K) of the dataset's products for the pair and outfit models, with their
+    vocabulary as ``[[name, [values...]], ...]`` (a list: a JSON column need not keep key order).
+
+    Without ``vocabulary`` it is learned from the products outside the test slice, over
+    TRAIN_SIDE_ATTRIBUTES; (None, []) when the catalog has none worth reading."""
+    from ml.attributes import attribute_vocabulary, encode_attributes
+
+    if vocabulary is None:
+        names = list(settings.TRAIN_SIDE_ATTRIBUTES)
+        values = selectors.product_attribute_values(data.product_ids.tolist(), names) if names else []
+        fit = np.flatnonzero(data.split != evaluation.TEST)
+        vocab = attribute_vocabulary([values[i] for i in fit], names) if names else {}
+    else:
+        vocab = {str(name): [str(v) for v in known] for name, known in vocabulary}
+        names = list(vocab)
+        values = selectors.product_attribute_values(data.product_ids.tolist(), names) if names else []
+    if not vocab:
+        return None, []
+    return encode_attributes(values, names, vocab), [[name, known] for name, known in vocab.items()]
+
+
+def _rows_of(codes: np.ndarray | None, rows) -> np.ndarray | None:
+    return None if codes is None else codes[rows]
+
+
+def _with_side_attributes(features: np.ndarray, codes: np.ndarray | None, vocabulary: list) -> np.ndarray:
+    """The outfit scorer reads side attributes as indicator columns after the image features."""
+    from ml.attributes import one_hot
+
+    if codes is None:
+        return features
+    return np.hstack([features, one_hot(codes, [len(known) for _, known in vocabulary])])
+
+
 def _step_train_siamese(ctx: StepContext) -> None:
     from dataclasses import replace
 
@@ -533,9 +568,10 @@ def _step_train_siamese(ctx: StepContext) -> None:
         fit = slice_ != evaluation.TEST  # tiny label sets: use validation pairs for fitting too
     val_pos = pd.pairs[(slice_ == evaluation.VAL) & (pd.labels > 0.5)]
     val_set = _eval_set(data, val_pos, known, slice_value=evaluation.VAL, seed=1)
+    attributes, attribute_vocab = _side_attribute_codes(data) if settings.TRAIN_SIAMESE_ATTRIBUTE_DIM > 0 else (None, [])
     cfg = SiameseConfig(
         device=settings.ML_DEVICE, epochs=settings.TRAIN_SIAMESE_EPOCHS, patience=settings.TRAIN_SIAMESE_PATIENCE,
-        category_dim=settings.TRAIN_SIAMESE_CATEGORY_DIM,
+        category_dim=settings.TRAIN_SIAMESE_CATEGORY_DIM, attribute_dim=settings.TRAIN_SIAMESE_ATTRIBUTE_DIM if attribute_vocab else 0,
     )
     # Category codes the model reads (type-aware legs): the dataset's dense codes, and the catalog
     # category id behind each, so serving can map a product's category to the same code.
@@ -553,6 +589,7 @@ def _step_train_siamese(ctx: StepContext) -> None:
         fit_labels,
         weights=fit_weights,
         categories=data.categories[train_rows],
+        attributes=_rows_of(attributes, train_rows),
         cfg=cfg,
         val_pairs=local[val_set.pairs] if len(val_set.labels) else None,
         val_labels=val_set.labels if len(val_set.labels) else None,
@@ -564,8 +601,10 @@ def _step_train_siamese(ctx: StepContext) -> None:
 
     def new_scores(pairs: np.ndarray) -> np.ndarray:
         return score_pairs(model, data.features[pairs[:, 0]], data.features[pairs[:, 1]],
-                           data.categories[pairs[:, 0]], data.categories[pairs[:, 1]])
-    metrics = {"train_pairs": int(fit.sum()), "val_pairs": int(len(val_set.labels)), "test_positives": int(len(test_pos))}
+                           data.categories[pairs[:, 0]], data.categories[pairs[:, 1]],
+                           _rows_of(attributes, pairs[:, 0]), _rows_of(attributes, pairs[:, 1]))
+    metrics = {"train_pairs": int(fit.sum()), "val_pairs": int(len(val_set.labels)), "test_positives": int(len(test_pos)),
+               "side_attributes": [name for name, _ in attribute_vocab]}
     if len(test_set.labels):
         metrics.update(
             evaluation.pair_metrics(
@@ -605,7 +644,7 @@ def _step_train_siamese(ctx: StepContext) -> None:
         )
         ctx.detail(refit="every label", refit_epochs=metrics["best_epoch"])
         served, _ = train_siamese(
-            data.features, all_pairs, all_labels, weights=all_weights, categories=data.categories,
+            data.features, all_pairs, all_labels, weights=all_weights, categories=data.categories, attributes=attributes,
             cfg=replace(cfg, epochs=max(metrics["best_epoch"], 1), patience=0),
             progress=lambda row: ctx.progress(row["epoch"], row["epochs"], unit="epochs (refit on every label)", loss=row.get("loss")),
         )
@@ -613,7 +652,7 @@ def _step_train_siamese(ctx: StepContext) -> None:
         metrics["served_model"] = "refit on every label"
         summary["refit_pairs"] = int(len(all_pairs))
     _finish_version(version, model=served, holdout_model=holdout, data_summary=summary, metrics=metrics, history=history_rows,
-                    extra_config={"category_ids": category_ids})
+                    extra_config={"category_ids": category_ids, "side_attributes": attribute_vocab})
     ctx.detail(model_version_id=version.pk, **{k: v for k, v in metrics.items() if k in ("pair_auc", "baseline_auc", "val_auc")})
 
 
@@ -633,9 +672,11 @@ def _step_train_outfit(ctx: StepContext) -> None:
         return
     cfg = OutfitConfig(device=settings.ML_DEVICE, epochs=settings.TRAIN_OUTFIT_EPOCHS)
     version = _new_version(ctx, kind=ModelVersion.Kind.OUTFIT, embedding_set=data.embedding_set, config={"outfit": cfg.to_dict()})
+    side, side_vocab = _side_attribute_codes(data)
+    outfit_features = _with_side_attributes(data.features, side, side_vocab)
     ctx.progress(0, cfg.epochs, unit="epochs")
     model, history = train_outfit_scorer(
-        data.features[train_rows], fit, data.categories[train_rows], cfg=cfg,
+        outfit_features[train_rows], fit, data.categories[train_rows], cfg=cfg,
         progress=lambda row: ctx.progress(row["epoch"], row["epochs"], unit="epochs", loss=row.get("loss")),
     )
     questions = evaluation.fitb_questions(
@@ -647,15 +688,18 @@ def _step_train_outfit(ctx: StepContext) -> None:
         )
     metrics = {"train_outfits": len(fit), "fitb_questions": len(questions)}
     if questions:
-        metrics["fitb"] = evaluation._finite(evaluation.fitb_with(questions, lambda rows: score_outfits(model, data.features, rows)))
+        metrics["fitb"] = evaluation._finite(evaluation.fitb_with(questions, lambda rows: score_outfits(model, outfit_features, rows)))
         pair_version_id = ctx.run.steps.get("train_siamese", {}).get("model_version_id")
         if pair_version_id:
             # The pair model that never saw the test slice (the served one may be refit on it).
             pair_version = ModelVersion.objects.get(pk=pair_version_id)
             holdout = pair_version.config.get("holdout_artifact") or {"path": pair_version.artifact_path}
             pair_model, _ = load_model(kind="siamese", relative_path=holdout["path"])
+            side_attributes, _ = _side_attribute_codes(data, vocabulary=pair_version.config.get("side_attributes") or [])
             metrics["fitb_pair_model"] = evaluation._finite(
-                evaluation.fitb_with(questions, lambda rows: _mean_pair_score(pair_model, data.features, rows, data.categories))
+                evaluation.fitb_with(
+                    questions, lambda rows: _mean_pair_score(pair_model, data.features, rows, data.categories, side_attributes)
+                )
             )
         active = selectors.active_version(ModelVersion.Kind.OUTFIT)
         if active is not None and active.artifact_path:
@@ -669,11 +713,14 @@ def _step_train_outfit(ctx: StepContext) -> None:
             except Exception:
                 logger.exception("cannot load the active outfit version %s for comparison", active.pk)
     history_rows = [{"epoch": h["epoch"], "loss": round(float(h["loss"]), 5)} for h in history]
-    _finish_version(version, model=model, data_summary={"outfits": len(outfits), "train_outfits": len(fit)}, metrics=metrics, history=history_rows)
+    metrics["side_attributes"] = [name for name, _ in side_vocab]
+    _finish_version(version, model=model, data_summary={"outfits": len(outfits), "train_outfits": len(fit)}, metrics=metrics,
+                    history=history_rows, extra_config={"side_attributes": side_vocab})
     ctx.detail(model_version_id=version.pk, **{k: v for k, v in metrics.items() if k in ("fitb", "fitb_pair_model")})
 
 
-def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]], categories: np.ndarray) -> np.ndarray:
+def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]], categories: np.ndarray,
+                     attributes: np.ndarray | None = None) -> np.ndarray:
     """An outfit's score by the pair model: the mean over its last item paired with the others."""
     from ml.siamese import score_pairs
 
@@ -683,7 +730,7 @@ def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]],
             a.append(g)
             b.append(rows[-1])
             owner.append(n)
-    scores = score_pairs(pair_model, features[a], features[b], categories[a], categories[b])
+    scores = score_pairs(pair_model, features[a], features[b], categories[a], categories[b], _rows_of(attributes, a), _rows_of(attributes, b))
     sums = np.bincount(owner, weights=scores, minlength=len(outfits))
     counts = np.maximum(np.bincount(owner, minlength=len(outfits)), 1)
     return sums / counts
