@@ -280,6 +280,9 @@ def main() -> None:
         "step_s": {name: step.get("seconds") for name, step in run.steps.items()},
         "pipeline_siamese": {k: versions["siamese"].metrics.get(k) for k in ("pair_auc", "baseline_auc", "cosine_auc", "val_auc")} if "siamese" in versions else None,
         "pipeline_outfit_fitb": versions["outfit"].metrics.get("fitb") if "outfit" in versions else None,
+        "pipeline_outfit_fitb_pair_model": versions["outfit"].metrics.get("fitb_pair_model") if "outfit" in versions else None,
+        "pipeline_looks_scored_by": versions["outfit"].metrics.get("looks_scored_by") if "outfit" in versions else None,
+        "pipeline_side_attributes": versions["siamese"].metrics.get("side_attributes") if "siamese" in versions else None,
         "backbone": f"{settings.ML_BACKBONE}:{settings.ML_WEIGHTS}:{settings.ML_IMAGE_SIZE}",
         "seed": args.seed,
     }

@@ -212,7 +212,36 @@ class PairScorer(_ModelScorer):
 
 
 class OutfitScorer(_ModelScorer):
-    """The active outfit model: how well a set of products goes together, and completing a look."""
+    """The active outfit model: how well a set of products goes together, and completing a look.
+
+    A version whose held-out questions the pair model answered better (``looks_scored_by`` =
+    "pair_model" in its config) scores a look of two or more products as the mean of the active
+    pair model over its pairs, and completes looks by that score; ``pair_mean=False`` keeps the
+    outfit model's own scores (the pipeline compares outfit models with it)."""
+
+    def __init__(self, version: ModelVersion, embeddings: ActiveEmbeddings | None, *, holdout: bool = False, pair_mean: bool = True):
+        super().__init__(version, embeddings, holdout=holdout)
+        self.looks_scored_by = (version.config or {}).get("looks_scored_by") or "outfit_model"
+        self.pair_mean = pair_mean
+
+    def _pair_scorer(self):
+        """The active pair model when this version hands looks to it, else None."""
+        if not self.pair_mean or self.looks_scored_by != "pair_model":
+            return None
+        return active_pair_scorer()
+
+    def _pair_means(self, pair_scorer, outfits: Sequence[Sequence[int]]) -> np.ndarray:
+        """Each look's mean pair score over its distinct products (NaN with fewer than two, or an unscored pair)."""
+        from itertools import combinations
+
+        looks = [sorted({int(p) for p in outfit}) for outfit in outfits]
+        pairs = sorted({pair for look in looks for pair in combinations(look, 2)})
+        score_of = dict(zip(pairs, pair_scorer.score(pairs).tolist())) if pairs else {}
+        out = np.full(len(looks), np.nan, dtype=np.float32)
+        for n, look in enumerate(looks):
+            if len(look) >= 2:
+                out[n] = np.mean([score_of[pair] for pair in combinations(look, 2)])
+        return out
 
     def _features(self, product_ids: list[int]) -> np.ndarray:
         """The products' image features, with their side attributes as indicator columns when the model read them."""
@@ -226,6 +255,16 @@ class OutfitScorer(_ModelScorer):
 
     def score(self, outfits: Sequence[Sequence[int]]) -> np.ndarray:
         """One score per outfit; NaN for an outfit with a product that has no embedding."""
+        pair_scorer = self._pair_scorer()
+        if pair_scorer is not None:
+            out = self._pair_means(pair_scorer, outfits)
+            single = [i for i, outfit in enumerate(outfits) if len(set(outfit)) < 2]
+            if single:
+                out[single] = self._own_scores([outfits[i] for i in single])
+            return out
+        return self._own_scores(outfits)
+
+    def _own_scores(self, outfits: Sequence[Sequence[int]]) -> np.ndarray:
         from ml.outfit import score_outfits
 
         out = np.full(len(outfits), np.nan, dtype=np.float32)
@@ -248,6 +287,8 @@ class OutfitScorer(_ModelScorer):
             return {slot: [] for slot in candidates_by_slot}
         given = [int(p) for p in given if self.embeddings.has(p)]
         slots = {slot: [int(p) for p in cands if self.embeddings.has(p)] for slot, cands in candidates_by_slot.items()}
+        if given and self._pair_scorer() is not None:
+            return self._complete_by_score(given, slots, top)
         ids = sorted(set(given) | {p for cands in slots.values() for p in cands})
         if not ids or not given:
             return {slot: [] for slot in candidates_by_slot}
@@ -261,6 +302,19 @@ class OutfitScorer(_ModelScorer):
             top=top,
         )
         return {slot: [(ids[int(row)], float(score)) for row, score in result.get(slot, [])] for slot in candidates_by_slot}
+
+    def _complete_by_score(self, given: list[int], slots: dict[str, list[int]], top: int) -> dict[str, list[tuple[int, float]]]:
+        """Greedy completion as ml.outfit.complete_outfit does it, each look scored by ``score``."""
+        chosen = list(given)
+        result: dict[str, list[tuple[int, float]]] = {}
+        for slot, cands in slots.items():
+            cands = [c for c in cands if c not in chosen]
+            scores = self.score([chosen + [c] for c in cands]) if cands else np.zeros(0)
+            order = [i for i in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable") if np.isfinite(scores[i])][: max(top, 1)]
+            result[slot] = [(cands[i], float(scores[i])) for i in order]
+            if result[slot]:
+                chosen.append(result[slot][0][0])
+        return result
 
 
 class _State:

@@ -12,9 +12,20 @@ from curation.training.services.registry import SERVED_KINDS
 # The figures shown per kind in the versions table, in this order.
 METRIC_COLUMNS = {
     "category": [("oof_accuracy", "OOF accuracy"), ("oof_top3_accuracy", "OOF top-3"), ("classes", "classes")],
-    "siamese": [("pair_auc", "pair AUC"), ("baseline_auc", "category baseline"), ("cosine_auc", "cosine"), ("val_auc", "val AUC"), ("label_auc", "label AUC")],
-    "outfit": [("fitb", "FITB-4"), ("fitb_pair_model", "FITB-4 (pair model)"), ("active_fitb", "FITB-4 previous")],
+    "siamese": [("pair_auc", "pair AUC"), ("baseline_auc", "category baseline"), ("cosine_auc", "cosine"), ("val_auc", "val AUC"), ("label_auc", "label AUC"),
+                ("side_attributes", "side attributes")],
+    "outfit": [("fitb", "FITB-4"), ("fitb_pair_model", "FITB-4 (pair model)"), ("active_fitb", "FITB-4 previous"),
+               ("looks_scored_by", "looks scored by")],
 }
+
+
+def _metric_cell(value):
+    """A metric as the table shows it: lists joined, codes like "pair_model" in words."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or None
+    if isinstance(value, str):
+        return value.replace("_", " ")
+    return value
 
 
 @role_required(*VIEW_MODELS)
@@ -24,7 +35,7 @@ def models_page(request):
     for version in versions:
         if version.kind in by_kind:
             columns = METRIC_COLUMNS[version.kind]
-            version.metric_cells = [version.metrics.get(key) for key, _ in columns]
+            version.metric_cells = [_metric_cell(version.metrics.get(key)) for key, _ in columns]
             by_kind[version.kind].append(version)
     sections = [
         {"kind": kind, "label": ModelVersion.Kind(kind).label, "columns": [label for _, label in METRIC_COLUMNS[kind]], "versions": rows}

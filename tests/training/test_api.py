@@ -86,6 +86,16 @@ def test_models_page_by_role(role_client, client):
     assert client.get("/models/").status_code == 302
 
 
+def test_models_page_shows_side_attributes_and_who_scores_looks(role_client):
+    ModelVersion.objects.create(kind="siamese", status="ready", metrics={"pair_auc": 0.8, "side_attributes": ["gender", "usage"]})
+    ModelVersion.objects.create(kind="siamese", status="retired", metrics={"pair_auc": 0.7, "side_attributes": []})
+    ModelVersion.objects.create(kind="outfit", status="ready", metrics={"fitb": 0.3, "looks_scored_by": "pair_model"})
+    html = role_client("stylist").get("/models/").content.decode()
+    assert "side attributes" in html and "looks scored by" in html
+    assert '<td class="metric">gender, usage</td>' in html and '<td class="metric">pair model</td>' in html
+    assert "[]" not in html and "pair_model" not in html
+
+
 def test_schema_lists_the_registry_endpoints(role_client):
     schema = role_client("admin").get("/api/schema/").content.decode()
     for path in ("/api/models/runs/", "/api/models/versions/{version_id}/activate/", "/api/models/rollback/", "/api/models/status/"):

@@ -283,3 +283,34 @@ def test_pair_model_reads_side_attributes_through_the_vocabulary_it_saved(tiny_l
     assert _active(ModelVersion.Kind.SIAMESE).config["side_attributes"] == []
     # The outfit scorer still reads them: only TRAIN_SIDE_ATTRIBUTES turns them off for it.
     assert _active(ModelVersion.Kind.OUTFIT).config["side_attributes"] == version.config["side_attributes"]
+
+
+def test_looks_are_scored_by_the_pair_model_when_it_answers_more_held_out_questions(tiny_labels, django_capture_on_commit_callbacks):
+    from itertools import combinations
+
+    from curation.training.services.pipeline import _looks_scored_by
+
+    assert _looks_scored_by({"fitb": 0.25, "fitb_pair_model": 0.4}) == "pair_model"
+    assert _looks_scored_by({"fitb": 0.4, "fitb_pair_model": 0.4}) == "outfit_model"
+    assert _looks_scored_by({"fitb": None, "fitb_pair_model": 0.4}) == "outfit_model"
+    _run(capture=django_capture_on_commit_callbacks)
+    outfit = _active(ModelVersion.Kind.OUTFIT)
+    assert outfit.metrics["looks_scored_by"] == outfit.config["looks_scored_by"] == _looks_scored_by(outfit.metrics)
+
+    ids = [p.id for p in tiny_labels]
+    look = [ids[0], ids[6], ids[12]]
+    own = serving.OutfitScorer(outfit, serving.active_embeddings(), pair_mean=False)
+    outfit.config = {**outfit.config, "looks_scored_by": "pair_model"}
+    outfit.save(update_fields=["config"])
+    serving.reset()
+    scorer, pairs = serving.active_outfit_scorer(), serving.active_pair_scorer()
+    expected = np.mean(pairs.score(list(combinations(sorted(look), 2))))
+    assert scorer.score([look, look[::-1]]).tolist() == pytest.approx([expected, expected])
+    # A single product has no pair: the outfit model scores it.
+    assert scorer.score([[ids[0]]])[0] == own.score([[ids[0]]])[0]
+    # Completion follows the same score: the best candidate has the best mean pair score.
+    candidates = ids[12:18]
+    picks = scorer.complete([ids[0], ids[6]], {"shoes": candidates}, top=2)["shoes"]
+    by_pair_mean = {c: np.mean(pairs.score([(ids[0], c), (ids[6], c), (ids[0], ids[6])])) for c in candidates}
+    assert picks[0][0] == max(by_pair_mean, key=by_pair_mean.get) and picks[0][1] >= picks[1][1]
+    assert picks[0][1] == pytest.approx(by_pair_mean[picks[0][0]])

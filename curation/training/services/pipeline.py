@@ -706,7 +706,7 @@ def _step_train_outfit(ctx: StepContext) -> None:
             from curation.training.serving import OutfitScorer, active_embeddings
 
             try:
-                scorer = OutfitScorer(active, active_embeddings())
+                scorer = OutfitScorer(active, active_embeddings(), pair_mean=False)
                 metrics["active_fitb"] = evaluation._finite(
                     evaluation.fitb_with(questions, lambda rows: np.nan_to_num(scorer.score([[int(data.product_ids[i]) for i in r] for r in rows]), nan=-1.0))
                 )
@@ -714,9 +714,19 @@ def _step_train_outfit(ctx: StepContext) -> None:
                 logger.exception("cannot load the active outfit version %s for comparison", active.pk)
     history_rows = [{"epoch": h["epoch"], "loss": round(float(h["loss"]), 5)} for h in history]
     metrics["side_attributes"] = [name for name, _ in side_vocab]
+    metrics["looks_scored_by"] = _looks_scored_by(metrics)
     _finish_version(version, model=model, data_summary={"outfits": len(outfits), "train_outfits": len(fit)}, metrics=metrics,
-                    history=history_rows, extra_config={"side_attributes": side_vocab})
+                    history=history_rows, extra_config={"side_attributes": side_vocab, "looks_scored_by": metrics["looks_scored_by"]})
     ctx.detail(model_version_id=version.pk, **{k: v for k, v in metrics.items() if k in ("fitb", "fitb_pair_model")})
+
+
+def _looks_scored_by(metrics: dict) -> str:
+    """Who scores whole looks while this version serves: the outfit scorer, or the mean of the
+    active pair model over the look's pairs when that answered more held-out questions right. On
+    some catalogs the set model learns nothing its training loss shows (it stays at ln 2) while
+    the pair model does; model selection on the held-out slice, not a fixed choice, decides."""
+    own, pairs = metrics.get("fitb"), metrics.get("fitb_pair_model")
+    return "pair_model" if own is not None and pairs is not None and pairs > own else "outfit_model"
 
 
 def _mean_pair_score(pair_model, features: np.ndarray, outfits: list[list[int]], categories: np.ndarray,
