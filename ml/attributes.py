@@ -54,6 +54,13 @@ def encode_attributes(values: Sequence[Sequence], names: Sequence[str], vocab: d
     return out
 
 
+def with_indicators(features: np.ndarray, codes: np.ndarray | None, sizes) -> np.ndarray:
+    """``features`` with the side attributes' indicator columns after them (unchanged when ``codes`` is None)."""
+    if codes is None:
+        return features
+    return np.hstack([np.asarray(features, dtype=np.float32), one_hot(codes, sizes)])
+
+
 def one_hot(codes: np.ndarray, sizes) -> np.ndarray:
     """Codes (N, K) as indicator columns (N, sum(sizes)), float32; an unknown code (-1 or out of
     range) sets none of its attribute's columns. For models that read side attributes as features."""

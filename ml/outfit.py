@@ -186,17 +186,23 @@ def complete_outfit(
     Slots are filled greedily in the given order: each slot is scored together with the given
     items and the best pick of every earlier slot, so the completed outfit is judged as a whole.
     """
+    return complete_by_score(lambda looks: score_outfits(model, features, looks), given, candidates_by_slot, top=top)
+
+
+def complete_by_score(
+    score: Callable[[list[list[int]]], np.ndarray], given: list[int], candidates_by_slot: dict[str, np.ndarray], top: int = 1
+) -> dict[str, list[tuple[int, float]]]:
+    """complete_outfit's greedy completion with any scorer of looks (lists of ids); a candidate
+    scored NaN (unscorable) is never picked."""
     chosen = [int(i) for i in given]
     result: dict[str, list[tuple[int, float]]] = {}
     for slot, candidates in candidates_by_slot.items():
         cands = [int(c) for c in np.asarray(candidates).reshape(-1).tolist() if int(c) not in chosen]
-        if not cands:
-            result[slot] = []
-            continue
-        scores = score_outfits(model, features, [chosen + [c] for c in cands])
-        order = np.argsort(-scores, kind="stable")[: max(top, 1)]
+        scores = np.asarray(score([chosen + [c] for c in cands]), dtype=np.float64) if cands else np.zeros(0)
+        order = [i for i in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable") if np.isfinite(scores[i])][: max(top, 1)]
         result[slot] = [(cands[i], float(scores[i])) for i in order]
-        chosen.append(result[slot][0][0])
+        if result[slot]:
+            chosen.append(result[slot][0][0])
     return result
 
 

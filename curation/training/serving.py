@@ -245,13 +245,10 @@ class OutfitScorer(_ModelScorer):
 
     def _features(self, product_ids: list[int]) -> np.ndarray:
         """The products' image features, with their side attributes as indicator columns when the model read them."""
-        from ml.attributes import one_hot
+        from ml.attributes import with_indicators
 
-        feats = self.embeddings.vectors(product_ids)
-        codes = self._attribute_codes(product_ids)
-        if codes is None:
-            return feats
-        return np.hstack([feats, one_hot(codes, [len(known) for known in self.attribute_vocab.values()])])
+        sizes = [len(known) for known in self.attribute_vocab.values()]
+        return with_indicators(self.embeddings.vectors(product_ids), self._attribute_codes(product_ids), sizes)
 
     def score(self, outfits: Sequence[Sequence[int]]) -> np.ndarray:
         """One score per outfit; NaN for an outfit with a product that has no embedding."""
@@ -288,7 +285,9 @@ class OutfitScorer(_ModelScorer):
         given = [int(p) for p in given if self.embeddings.has(p)]
         slots = {slot: [int(p) for p in cands if self.embeddings.has(p)] for slot, cands in candidates_by_slot.items()}
         if given and self._pair_scorer() is not None:
-            return self._complete_by_score(given, slots, top)
+            from ml.outfit import complete_by_score
+
+            return complete_by_score(self.score, given, slots, top=top)
         ids = sorted(set(given) | {p for cands in slots.values() for p in cands})
         if not ids or not given:
             return {slot: [] for slot in candidates_by_slot}
@@ -302,19 +301,6 @@ class OutfitScorer(_ModelScorer):
             top=top,
         )
         return {slot: [(ids[int(row)], float(score)) for row, score in result.get(slot, [])] for slot in candidates_by_slot}
-
-    def _complete_by_score(self, given: list[int], slots: dict[str, list[int]], top: int) -> dict[str, list[tuple[int, float]]]:
-        """Greedy completion as ml.outfit.complete_outfit does it, each look scored by ``score``."""
-        chosen = list(given)
-        result: dict[str, list[tuple[int, float]]] = {}
-        for slot, cands in slots.items():
-            cands = [c for c in cands if c not in chosen]
-            scores = self.score([chosen + [c] for c in cands]) if cands else np.zeros(0)
-            order = [i for i in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable") if np.isfinite(scores[i])][: max(top, 1)]
-            result[slot] = [(cands[i], float(scores[i])) for i in order]
-            if result[slot]:
-                chosen.append(result[slot][0][0])
-        return result
 
 
 class _State:

@@ -35,3 +35,11 @@ def test_one_hot_sets_one_column_per_known_value_and_none_for_unknown():
     assert out.dtype == np.float32
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         one_hot(np.zeros((3, 1)), [2, 3])
+
+
+def test_features_with_indicators_append_the_one_hot_columns():
+    from ml.attributes import with_indicators
+
+    feats = np.array([[0.5, 1.5], [2.0, 3.0]], dtype=np.float32)
+    np.testing.assert_array_equal(with_indicators(feats, np.array([[1], [-1]]), [2]), [[0.5, 1.5, 0, 1], [2.0, 3.0, 0, 0]])
+    assert with_indicators(feats, None, []) is feats

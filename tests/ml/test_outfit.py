@@ -58,3 +58,19 @@ def test_training_beats_chance_on_fill_in_the_blank_and_completes_outfits():
     assert set(picks) == {"bottom", "shoes"} and all(len(v) == 3 for v in picks.values())
     assert picks["bottom"][0][1] >= picks["bottom"][1][1] >= picks["bottom"][2][1]
     assert styles[picks["bottom"][0][0]] == styles[given[0]] and styles[picks["shoes"][0][0]] == styles[given[0]]
+
+
+def test_completion_by_any_scorer_is_greedy_and_never_picks_an_unscorable_candidate():
+    from ml.outfit import complete_by_score
+
+    looks_seen = []
+
+    def score(looks):
+        looks_seen.extend(looks)
+        # The look's score is its last item's value; item 13 cannot be scored.
+        return np.array([np.nan if look[-1] == 13 else {11: 0.2, 12: 0.9, 21: 0.5, 22: 0.1}[look[-1]] for look in looks])
+
+    picks = complete_by_score(score, [1], {"bottom": np.array([11, 12, 13]), "shoes": np.array([21, 22]), "bag": np.array([13])}, top=3)
+    assert picks == {"bottom": [(12, 0.9), (11, 0.2)], "shoes": [(21, 0.5), (22, 0.1)], "bag": []}
+    # Each slot is scored with the given items and every earlier slot's best pick.
+    assert [1, 12, 21] in looks_seen and [1, 11] in looks_seen

@@ -538,15 +538,6 @@ def _rows_of(codes: np.ndarray | None, rows) -> np.ndarray | None:
     return None if codes is None else codes[rows]
 
 
-def _with_side_attributes(features: np.ndarray, codes: np.ndarray | None, vocabulary: list) -> np.ndarray:
-    """The outfit scorer reads side attributes as indicator columns after the image features."""
-    from ml.attributes import one_hot
-
-    if codes is None:
-        return features
-    return np.hstack([features, one_hot(codes, [len(known) for _, known in vocabulary])])
-
-
 def _step_train_siamese(ctx: StepContext) -> None:
     from dataclasses import replace
 
@@ -657,6 +648,7 @@ def _step_train_siamese(ctx: StepContext) -> None:
 
 
 def _step_train_outfit(ctx: StepContext) -> None:
+    from ml.attributes import with_indicators
     from ml.outfit import OutfitConfig, score_outfits, train_outfit_scorer
 
     data = _dataset(_run_embedding_set(ctx.run))
@@ -673,7 +665,8 @@ def _step_train_outfit(ctx: StepContext) -> None:
     cfg = OutfitConfig(device=settings.ML_DEVICE, epochs=settings.TRAIN_OUTFIT_EPOCHS)
     version = _new_version(ctx, kind=ModelVersion.Kind.OUTFIT, embedding_set=data.embedding_set, config={"outfit": cfg.to_dict()})
     side, side_vocab = _side_attribute_codes(data)
-    outfit_features = _with_side_attributes(data.features, side, side_vocab)
+    # The outfit scorer reads side attributes as indicator columns after the image features.
+    outfit_features = with_indicators(data.features, side, [len(known) for _, known in side_vocab])
     ctx.progress(0, cfg.epochs, unit="epochs")
     model, history = train_outfit_scorer(
         outfit_features[train_rows], fit, data.categories[train_rows], cfg=cfg,
