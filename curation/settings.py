@@ -318,9 +318,9 @@ TRAIN_SIAMESE_CATEGORY_DIM = env_int("TRAIN_SIAMESE_CATEGORY_DIM", 32)
 # Side attributes the pair model and the outfit scorer read beside the image features: Product
 # fields (gender, usage, season, colour, brand) or keys of a product's imported attributes. An
 # attribute with fewer than two values seen on two or more training products is left out by itself,
-# so a catalog without them costs nothing. Empty = none; TRAIN_SIAMESE_ATTRIBUTE_DIM = 0 turns them
-# off for the pair model alone.
-TRAIN_SIDE_ATTRIBUTES = env_list("TRAIN_SIDE_ATTRIBUTES", "gender,usage,season,colour")
+# so a catalog without them costs nothing. "none" = no side attributes (an empty variable counts as
+# unset); TRAIN_SIAMESE_ATTRIBUTE_DIM = 0 turns them off for the pair model alone.
+TRAIN_SIDE_ATTRIBUTES = [name for name in env_list("TRAIN_SIDE_ATTRIBUTES", "gender,usage,season,colour") if name.lower() != "none"]
 TRAIN_SIAMESE_ATTRIBUTE_DIM = env_int("TRAIN_SIAMESE_ATTRIBUTE_DIM", 8)
 TRAIN_SIAMESE_REFIT = env_bool("TRAIN_SIAMESE_REFIT", True)
 TRAIN_OUTFIT_EPOCHS = env_int("TRAIN_OUTFIT_EPOCHS", 20)
