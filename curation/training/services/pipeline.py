@@ -520,15 +520,15 @@ def _side_attribute_codes(data: Dataset, *, vocabulary: list | None = None) -> t
     TRAIN_SIDE_ATTRIBUTES; (None, []) when the catalog has none worth reading."""
     from ml.attributes import attribute_vocabulary, encode_attributes
 
+    names = list(settings.TRAIN_SIDE_ATTRIBUTES) if vocabulary is None else [str(name) for name, _ in vocabulary]
+    if not names:
+        return None, []
+    values = selectors.product_attribute_values(data.product_ids.tolist(), names)
     if vocabulary is None:
-        names = list(settings.TRAIN_SIDE_ATTRIBUTES)
-        values = selectors.product_attribute_values(data.product_ids.tolist(), names) if names else []
         fit = np.flatnonzero(data.split != evaluation.TEST)
-        vocab = attribute_vocabulary([values[i] for i in fit], names) if names else {}
+        vocab = attribute_vocabulary([values[i] for i in fit], names)
     else:
         vocab = {str(name): [str(v) for v in known] for name, known in vocabulary}
-        names = list(vocab)
-        values = selectors.product_attribute_values(data.product_ids.tolist(), names) if names else []
     if not vocab:
         return None, []
     return encode_attributes(values, names, vocab), [[name, known] for name, known in vocab.items()]
