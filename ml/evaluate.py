@@ -34,7 +34,7 @@ repository's sample catalog; they fit the 30-minute budget on 2 CPU cores with f
 The time budget (``--budget-minutes``) is planned before any training, from the measured seconds
 per row and epoch (``--ensemble auto``). When the separate flag and final networks above would not
 get their epochs, they first fine-tune two thirds of the blocks (layer3's last three and layer4),
-which on a processor about 1.7 times slower than the AMX one beat the fold networks below on
+which on a processor about twice as slow as the AMX one beat the fold networks below on
 articleType and flags. When even that does not fit, as on a 2-core processor without fast bf16
 (about 4.7 times slower), one set of networks does both jobs instead: each of the
 ``--flag-networks`` networks is fine-tuned on the train split less one fold, scores that fold's
