@@ -310,7 +310,7 @@ def plan_ensemble(mode: str, *, n: int, n_train: int, flag_networks: int, flag_e
     folds_work = epoch_work[chosen] * epochs
     return {
         "mode": "folds", "networks": k, "blocks": chosen, "training_s": folds_budget[chosen], "final_share": 1.0,
-        "planned_s": round(folds_work, 1), "fits": folds_work <= 1.15 * folds_budget[chosen],
+        "planned_s": round(folds_work, 1),
         "summary": f"{k} fold networks x up to {epochs} epochs of {chosen} block(s), each on the train split less its fold, "
                    f"flags and ensemble at once (planned {folds_work:.0f}s, {folds_budget[chosen]:.0f}s available"
                    + (f"; {', '.join(rejected)}" if rejected else "") + ")",
