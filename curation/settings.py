@@ -316,11 +316,13 @@ TRAIN_SIAMESE_EPOCHS = env_int("TRAIN_SIAMESE_EPOCHS", 40)
 TRAIN_SIAMESE_PATIENCE = env_int("TRAIN_SIAMESE_PATIENCE", 8)
 TRAIN_SIAMESE_CATEGORY_DIM = env_int("TRAIN_SIAMESE_CATEGORY_DIM", 32)
 # Side attributes the pair model and the outfit scorer read beside the image features: Product
-# fields (gender, usage, season, colour, brand) or keys of a product's imported attributes. An
-# attribute with fewer than two values seen on two or more training products is left out by itself,
-# so a catalog without them costs nothing. "none" = no side attributes (an empty variable counts as
-# unset); TRAIN_SIAMESE_ATTRIBUTE_DIM = 0 turns them off for the pair model alone.
-TRAIN_SIDE_ATTRIBUTES = [name for name in env_list("TRAIN_SIDE_ATTRIBUTES", "gender,usage,season,colour") if name.lower() != "none"]
+# fields (gender, usage, season, colour, brand) or keys of a product's imported attributes; "auto"
+# stands for gender, usage, season, colour and every imported attribute, so a catalog's own
+# properties count without being named. An attribute with fewer than two values seen on two or more
+# training products, or one nearly unique per product, is left out by itself, so a catalog without
+# them costs nothing. "none" = no side attributes (an empty variable counts as unset);
+# TRAIN_SIAMESE_ATTRIBUTE_DIM = 0 turns them off for the pair model alone.
+TRAIN_SIDE_ATTRIBUTES = [name for name in env_list("TRAIN_SIDE_ATTRIBUTES", "auto") if name.lower() != "none"]
 TRAIN_SIAMESE_ATTRIBUTE_DIM = env_int("TRAIN_SIAMESE_ATTRIBUTE_DIM", 8)
 TRAIN_SIAMESE_REFIT = env_bool("TRAIN_SIAMESE_REFIT", True)
 TRAIN_OUTFIT_EPOCHS = env_int("TRAIN_OUTFIT_EPOCHS", 20)

@@ -124,14 +124,17 @@ def _layer4_pool(layer4: nn.Module, x: torch.Tensor, blocks: int = 3) -> torch.T
 
 
 @torch.inference_mode()
-def layer4_embed(layer4: nn.Module, cache: torch.Tensor, *, blocks: int = 3, batch_size: int = 128, progress: Progress | None = None) -> np.ndarray:
-    """(N, 2048) float32 embeddings from cached layer3 activations (layer4 in eval mode)."""
+def layer4_embed(layer4: nn.Module, cache: torch.Tensor, *, blocks: int = 3, batch_size: int = 128, progress: Progress | None = None,
+                 hflip: bool = False) -> np.ndarray:
+    """(N, 2048) float32 embeddings from cached layer3 activations (layer4 in eval mode); with
+    ``hflip``, the mean of the maps' and their mirror images' (twice the work)."""
     layer4 = layer4.eval()
     device = next(layer4.parameters()).device
     out = None
     for start in range(0, len(cache), batch_size):
-        x = cache[start : start + batch_size].to(device).float().contiguous(memory_format=torch.channels_last)
-        f = _layer4_pool(layer4, x, blocks).float().cpu().numpy()
+        x = cache[start : start + batch_size].to(device).float()
+        views = [x, x.flip(-1)] if hflip else [x]
+        f = torch.stack([_layer4_pool(layer4, v.contiguous(memory_format=torch.channels_last), blocks) for v in views]).mean(0).float().cpu().numpy()
         if out is None:
             out = np.empty((len(cache), f.shape[1]), np.float32)
         out[start : start + len(f)] = f

@@ -69,7 +69,7 @@ def test_side_attributes_are_a_list_and_none_turns_them_off():
     read = "','.join(settings.TRAIN_SIDE_ATTRIBUTES) or '-'"
     assert _settings_in_subprocess({"TRAIN_SIDE_ATTRIBUTES": "gender, occasion"}, read).stdout.split() == ["gender,occasion"]
     assert _settings_in_subprocess({"TRAIN_SIDE_ATTRIBUTES": "none"}, read).stdout.split() == ["-"]
-    assert _settings_in_subprocess({"TRAIN_SIDE_ATTRIBUTES": ""}, read).stdout.split() == ["gender,usage,season,colour"]
+    assert _settings_in_subprocess({"TRAIN_SIDE_ATTRIBUTES": ""}, read).stdout.split() == ["auto"]
 
 
 def test_bad_boolean_names_the_variable():

@@ -38,6 +38,30 @@ def training_outfits() -> list[list[int]]:
 PRODUCT_ATTRIBUTE_FIELDS = ("gender", "usage", "season", "colour", "brand")
 
 
+# What TRAIN_SIDE_ATTRIBUTES=auto reads besides every imported attribute: the descriptive product
+# columns. Brand is left to be named: hundreds of brands say little about what goes together.
+AUTO_SIDE_ATTRIBUTE_FIELDS = ("gender", "usage", "season", "colour")
+
+
+def imported_attribute_names() -> list[str]:
+    """Every key of the products' imported attributes (``import_catalog --attribute-columns``), sorted.
+    (One pass over the catalog's attribute dicts, once per training run.)"""
+    keys = {key for attrs in Product.objects.values_list("attributes", flat=True).iterator(chunk_size=5000)
+            if isinstance(attrs, dict) for key in attrs}
+    return sorted(str(key) for key in keys)
+
+
+def side_attribute_names(setting) -> list[str]:
+    """The side-attribute names TRAIN_SIDE_ATTRIBUTES asks for, in order, without repeats: "auto"
+    stands for the descriptive product columns then every imported attribute (an unknown catalog's
+    own properties, e.g. pattern or material, are read without naming them)."""
+    names: list[str] = []
+    for name in setting:
+        expanded = [*AUTO_SIDE_ATTRIBUTE_FIELDS, *imported_attribute_names()] if str(name).lower() == "auto" else [str(name)]
+        names.extend(n for n in expanded if n not in names)
+    return names
+
+
 def product_attribute_values(product_ids, names) -> list[tuple[str, ...]]:
     """Each product's values of the named side attributes, in the order of ``product_ids`` ("" where
     a product has none, or no longer exists)."""

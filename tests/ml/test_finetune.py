@@ -90,6 +90,17 @@ def test_predict_logits_are_the_networks_own_heads_on_the_chosen_rows(tiny_cfg, 
     assert np.allclose(averaged, (got["__category__"] + mirrored) / 2, atol=1e-4)
 
 
+def test_flip_averaged_embedding_is_the_mean_of_both_views_and_mirror_invariant(tiny_cfg, image_paths):
+    emb = Embedder(tiny_cfg)
+    cache = layer3_cache(emb, image_paths)
+    layer4 = emb.model.layer4
+    plain, mirrored = layer4_embed(layer4, cache), layer4_embed(layer4, cache.flip(-1))
+    averaged = layer4_embed(layer4, cache, hflip=True, batch_size=3)
+    assert not np.allclose(plain, mirrored, atol=1e-3)  # a random network is not mirror-symmetric
+    assert np.allclose(averaged, (plain + mirrored) / 2, atol=1e-4)
+    assert np.allclose(layer4_embed(layer4, cache.flip(-1), hflip=True), averaged, atol=1e-4)
+
+
 class _FixedDraws:
     """A generator stand-in whose uniform draws are fixed, to check the geometry of jitter_maps."""
 

@@ -242,11 +242,12 @@ def test_neighbour_pair_augmentation_feeds_the_held_out_and_the_refit_model(tiny
 def test_pair_model_reads_side_attributes_through_the_vocabulary_it_saved(tiny_labels, settings, django_capture_on_commit_callbacks):
     from curation.catalog.models import Product
 
-    # "occasion" lives in the imported attributes; "gender" is a column no tiny product fills, and
-    # "sku" is unique per product: neither is worth reading.
+    # "auto" reads "occasion", which lives in the imported attributes, without naming it; "gender",
+    # "usage" and "season" are columns no tiny product fills, and "sku" is unique per product: none
+    # of them is worth reading.
     for n, product in enumerate(tiny_labels):
         Product.objects.filter(pk=product.pk).update(attributes={"occasion": "party" if n % 2 else "office"})
-    settings.TRAIN_SIDE_ATTRIBUTES = ["colour", "gender", "occasion", "sku"]
+    settings.TRAIN_SIDE_ATTRIBUTES = ["auto", "sku"]
     _run(capture=django_capture_on_commit_callbacks)
     version = _active(ModelVersion.Kind.SIAMESE)
     vocab = dict(version.config["side_attributes"])

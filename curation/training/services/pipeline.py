@@ -520,7 +520,7 @@ def _side_attribute_codes(data: Dataset, *, vocabulary: list | None = None) -> t
     TRAIN_SIDE_ATTRIBUTES; (None, []) when the catalog has none worth reading."""
     from ml.attributes import attribute_vocabulary, encode_attributes
 
-    names = list(settings.TRAIN_SIDE_ATTRIBUTES) if vocabulary is None else [str(name) for name, _ in vocabulary]
+    names = selectors.side_attribute_names(settings.TRAIN_SIDE_ATTRIBUTES) if vocabulary is None else [str(name) for name, _ in vocabulary]
     if not names:
         return None, []
     values = selectors.product_attribute_values(data.product_ids.tolist(), names)
