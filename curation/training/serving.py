@@ -163,27 +163,27 @@ class _ModelScorer:
     def _known(self, product_ids: Iterable[int]) -> bool:
         return self.embeddings is not None and all(self.embeddings.has(p) for p in product_ids)
 
-    def _category_codes(self, product_ids: Sequence[int]) -> np.ndarray | None:
-        """The products' category codes for a type-aware model (-1: a category it never saw), else None."""
-        if not getattr(self.model, "uses_categories", False):
-            return None
-        from curation.catalog.models import Product
+    def _uses_categories(self) -> bool:
+        return bool(getattr(self.model, "uses_categories", False))
 
-        unique = sorted({int(p) for p in product_ids})
-        category_of = {}
-        for start in range(0, len(unique), 5000):
-            category_of.update(Product.objects.filter(id__in=unique[start : start + 5000]).values_list("id", "category_id"))
-        return np.array([self.category_code.get(category_of.get(int(p), -1), -1) for p in product_ids], dtype=np.int64)
+    def _uses_attributes(self) -> bool:
+        return bool(self.attribute_vocab) and bool(getattr(self.model, "uses_attributes", True))
 
-    def _attribute_codes(self, product_ids: Sequence[int]) -> np.ndarray | None:
-        """The products' side-attribute codes (-1: unknown) when the model reads them, else None."""
-        if not self.attribute_vocab or not getattr(self.model, "uses_attributes", True):
-            return None
-        from curation.training.selectors import product_attribute_values
+    def _product_codes(self, product_ids: Sequence[int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The products' category codes for a type-aware model (-1: a category it never saw) and their
+        side-attribute codes for a model that reads them (-1: unknown), each None when the model
+        does not read it; one read of the catalog for both."""
+        from curation.training.selectors import product_categories_and_attributes
         from ml.attributes import encode_attributes
 
-        names = list(self.attribute_vocab)
-        return encode_attributes(product_attribute_values(product_ids, names), names, self.attribute_vocab)
+        if not self._uses_categories() and not self._uses_attributes():
+            return None, None
+        names = list(self.attribute_vocab) if self._uses_attributes() else []
+        category_ids, values = product_categories_and_attributes(product_ids, names)
+        categories = (np.array([self.category_code.get(c, -1) for c in category_ids], dtype=np.int64)
+                      if self._uses_categories() else None)
+        attributes = encode_attributes(values, names, self.attribute_vocab) if self._uses_attributes() else None
+        return categories, attributes
 
 
 class PairScorer(_ModelScorer):
@@ -202,9 +202,8 @@ class PairScorer(_ModelScorer):
             unordered = [(min(pairs[i]), max(pairs[i])) for i in known]
             row_of = {pair: row for row, pair in enumerate(dict.fromkeys(unordered))}
             a_ids, b_ids = [a for a, _ in row_of], [b for _, b in row_of]
-            codes = self._category_codes(a_ids + b_ids)
+            codes, attributes = self._product_codes(a_ids + b_ids)
             ca, cb = (codes[: len(a_ids)], codes[len(a_ids) :]) if codes is not None else (None, None)
-            attributes = self._attribute_codes(a_ids + b_ids)
             aa, ab = (attributes[: len(a_ids)], attributes[len(a_ids) :]) if attributes is not None else (None, None)
             scores = score_pairs(self.model, self.embeddings.vectors(a_ids), self.embeddings.vectors(b_ids), ca, cb, aa, ab)
             out[known] = scores[[row_of[pair] for pair in unordered]]
@@ -248,7 +247,7 @@ class OutfitScorer(_ModelScorer):
         from ml.attributes import with_indicators
 
         sizes = [len(known) for known in self.attribute_vocab.values()]
-        return with_indicators(self.embeddings.vectors(product_ids), self._attribute_codes(product_ids), sizes)
+        return with_indicators(self.embeddings.vectors(product_ids), self._product_codes(product_ids)[1], sizes)
 
     def score(self, outfits: Sequence[Sequence[int]]) -> np.ndarray:
         """One score per outfit; NaN for an outfit with a product that has no embedding."""

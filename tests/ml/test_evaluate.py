@@ -268,3 +268,16 @@ def test_category_path_scores_rank_a_broken_path_below_a_sound_one():
     assert np.allclose(scores["ratio"], [1.0, np.sqrt(0.1 / 0.7 * 0.4 / 0.6)])
     with pytest.raises(ValueError, match="one given-label array per probability level"):
         category_path_scores([fine], [])
+
+
+def test_steadiest_timings_measure_every_choice_twice_and_keep_the_faster_reading():
+    calls = []
+    readings = {9: [0.0086, 0.0087], 6: [0.0084, 0.0058], 3: [0.0040, 0.0041]}  # 6 blocks: a burst of load, then steady
+
+    def measure(blocks):
+        calls.append(blocks)
+        return readings[blocks].pop(0)
+
+    assert evaluate.steadiest_timings(measure, [9, 6, 3]) == {9: 0.0086, 6: 0.0058, 3: 0.0040}
+    assert calls == [9, 6, 3, 3, 6, 9]
+    assert list(evaluate.steadiest_timings(lambda b: 1.0, [9])) == [9]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from curation.catalog.models import Product
 from curation.pairs.models import CandidatePair
 from curation.training import serving
 from curation.training.models import EmbeddingSet, ModelVersion, PipelineRun
@@ -210,6 +213,11 @@ def test_type_aware_pair_model_reads_each_products_current_category(tiny_labels,
     shirt, trousers = tiny_labels[0], tiny_labels[6]
     scorer = serving.active_pair_scorer()
     before = scorer.score([(shirt.id, trousers.id)])[0]
+    assert scorer.model.uses_categories and scorer.model.uses_attributes
+    with CaptureQueriesContext(connection) as queries:
+        scorer.score([(shirt.id, trousers.id), (trousers.id, tiny_labels[12].id)])
+    # Categories and side attributes come from one read of the catalog.
+    assert sum(f'"{Product._meta.db_table}"' in q["sql"] for q in queries.captured_queries) == 1
     # A merchandiser moves the shirt: the score follows its new category...
     product_category_change(product=shirt, new_category=trousers.category, user=None, reason="test")
     moved = scorer.score([(shirt.id, trousers.id)])[0]
@@ -240,7 +248,6 @@ def test_neighbour_pair_augmentation_feeds_the_held_out_and_the_refit_model(tiny
 
 
 def test_pair_model_reads_side_attributes_through_the_vocabulary_it_saved(tiny_labels, settings, django_capture_on_commit_callbacks):
-    from curation.catalog.models import Product
 
     # "auto" reads "occasion", which lives in the imported attributes, without naming it; "gender",
     # "usage" and "season" are columns no tiny product fills, and "sku" is unique per product: none

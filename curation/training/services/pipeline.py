@@ -688,7 +688,9 @@ def _step_train_outfit(ctx: StepContext) -> None:
             pair_version = ModelVersion.objects.get(pk=pair_version_id)
             holdout = pair_version.config.get("holdout_artifact") or {"path": pair_version.artifact_path}
             pair_model, _ = load_model(kind="siamese", relative_path=holdout["path"])
-            side_attributes, _ = _side_attribute_codes(data, vocabulary=pair_version.config.get("side_attributes") or [])
+            pair_vocab = pair_version.config.get("side_attributes") or []
+            # Usually the vocabulary this step learned too: the codes above then serve as they are.
+            side_attributes = side if pair_vocab == side_vocab else _side_attribute_codes(data, vocabulary=pair_vocab)[0]
             metrics["fitb_pair_model"] = evaluation._finite(
                 evaluation.fitb_with(
                     questions, lambda rows: _mean_pair_score(pair_model, data.features, rows, data.categories, side_attributes)
