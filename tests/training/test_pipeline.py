@@ -248,7 +248,6 @@ def test_neighbour_pair_augmentation_feeds_the_held_out_and_the_refit_model(tiny
 
 
 def test_pair_model_reads_side_attributes_through_the_vocabulary_it_saved(tiny_labels, settings, django_capture_on_commit_callbacks):
-
     # "auto" reads "occasion", which lives in the imported attributes, without naming it; "gender",
     # "usage" and "season" are columns no tiny product fills, and "sku" is unique per product: none
     # of them is worth reading.
