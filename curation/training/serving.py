@@ -163,12 +163,6 @@ class _ModelScorer:
     def _known(self, product_ids: Iterable[int]) -> bool:
         return self.embeddings is not None and all(self.embeddings.has(p) for p in product_ids)
 
-    def _uses_categories(self) -> bool:
-        return bool(getattr(self.model, "uses_categories", False))
-
-    def _uses_attributes(self) -> bool:
-        return bool(self.attribute_vocab) and bool(getattr(self.model, "uses_attributes", True))
-
     def _product_codes(self, product_ids: Sequence[int]) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The products' category codes for a type-aware model (-1: a category it never saw) and their
         side-attribute codes for a model that reads them (-1: unknown), each None when the model
@@ -176,14 +170,14 @@ class _ModelScorer:
         from curation.training.selectors import product_categories_and_attributes
         from ml.attributes import encode_attributes
 
-        if not self._uses_categories() and not self._uses_attributes():
+        uses_categories = bool(getattr(self.model, "uses_categories", False))
+        uses_attributes = bool(self.attribute_vocab) and bool(getattr(self.model, "uses_attributes", True))
+        if not uses_categories and not uses_attributes:
             return None, None
-        names = list(self.attribute_vocab) if self._uses_attributes() else []
+        names = list(self.attribute_vocab) if uses_attributes else []
         category_ids, values = product_categories_and_attributes(product_ids, names)
-        categories = (np.array([self.category_code.get(c, -1) for c in category_ids], dtype=np.int64)
-                      if self._uses_categories() else None)
-        attributes = encode_attributes(values, names, self.attribute_vocab) if self._uses_attributes() else None
-        return categories, attributes
+        categories = np.array([self.category_code.get(c, -1) for c in category_ids], dtype=np.int64) if uses_categories else None
+        return categories, encode_attributes(values, names, self.attribute_vocab) if uses_attributes else None
 
 
 class PairScorer(_ModelScorer):
