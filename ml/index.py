@@ -14,6 +14,7 @@ returns k results whenever k allowed vectors exist; -1 pads only the remainder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
@@ -31,6 +32,25 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"expected a 2-d array of vectors, got shape {x.shape}")
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def with_category_posterior(vectors: np.ndarray, posterior: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """A category-aware similarity space: each row's vector (L2-normalised) beside ``weight`` times its
+    category probability vector (L2-normalised), scaled to unit length, so that the cosine of two rows
+    is ``(cos(vectors) + weight**2 * cos(posteriors)) / (1 + weight**2)``.
+
+    Neighbours in it look alike *and* are predicted to be the same kind of product: "more like this"
+    stays within the predicted category unless the pictures say otherwise. ``weight`` 0 is the
+    vectors alone."""
+    vectors, posterior = np.asarray(vectors), np.asarray(posterior)
+    if posterior.ndim != 2 or len(posterior) != len(vectors):
+        raise ValueError(f"posterior has shape {posterior.shape}; expected one row per vector ({len(vectors)} rows)")
+    if weight < 0:
+        raise ValueError(f"weight={weight}: must be >= 0")
+    if weight == 0:
+        return l2_normalise(vectors)
+    joined = np.concatenate([l2_normalise(vectors), float(weight) * l2_normalise(posterior)], axis=1)
+    return joined / np.float32(math.sqrt(1.0 + float(weight) ** 2))
 
 
 def fit_pca_whitening(x: np.ndarray, dim: int, *, max_rows: int = 100_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

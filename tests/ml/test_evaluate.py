@@ -49,6 +49,9 @@ def test_evaluate_prints_one_json_line_with_the_contract_keys(tmp_path, capsys):
     for key in ("sub_category_accuracy", "article_type_accuracy", "knn_precision_at_10", "flag_precision", "flag_recall", "images", "seconds"):
         assert key in last
     assert last == json.loads(json.dumps(result))
+    # The k-NN space is the features beside the ensemble's category probabilities; the features
+    # alone are reported beside it.
+    assert last["knn_posterior_weight"] == 1.0 and 0.0 <= last["knn_precision_at_10_features"] <= 1.0
     assert last["images"] == 40 and last["corrupted"] == 4 and last["finetune_epochs"] == [1, 1, 1] and last["final_networks"] == 3
     assert "decode + frozen layers" in out.err  # progress goes to stderr
     # resnet18 has 4 blocks in layer3+layer4: the default (9, for ResNet-50) is clamped, and said so.
@@ -206,7 +209,10 @@ def test_a_short_budget_trains_fewer_blocks_from_the_advanced_cache(tmp_path, ca
     result = evaluate.main([
         "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32",
         "--workers", "0", "--batch-size", "8", "--device", "cpu", "--ensemble", "folds", "--epochs", "1000", "--budget-minutes", "0.01",
+        "--knn-posterior-weight", "0",
     ])
+    # Weight 0: the k-NN space is the features alone.
+    assert result["knn_posterior_weight"] == 0.0 and result["knn_precision_at_10"] == result["knn_precision_at_10_features"]
     # Next to no time: resnet18's 4 blocks (asked for by the default, clamped) would not get their 8
     # epochs, so fewer blocks are trained, from the cache advanced through the frozen ones.
     assert result["ensemble"] == "folds" and result["finetune_blocks"] in (1, 2) and "cache_advance" in result["stage_seconds"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml.index import VectorIndex
+from ml.index import VectorIndex, l2_normalise, with_category_posterior
 
 
 def _data(n=400, d=24, seed=0):
@@ -123,3 +123,35 @@ def test_ivf_short_of_k_probes_more_lists_not_all_of_them(monkeypatch):
     scores, found = index.search(x[:5], 40)
     assert (found >= 0).all() and np.isfinite(scores).all()
     assert probes[0] == 1 and 1 < max(probes) < 256  # widened, but no scan of every list
+
+
+def test_category_posterior_space_mixes_the_two_cosines_by_weight():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 16)).astype(np.float32)
+    p = rng.dirichlet(np.ones(5), size=30).astype(np.float32)
+    cos_x = l2_normalise(x) @ l2_normalise(x).T
+    cos_p = l2_normalise(p) @ l2_normalise(p).T
+    for weight in (0.5, 1.0, 2.0):
+        space = with_category_posterior(x, p, weight)
+        assert space.shape == (30, 21)
+        np.testing.assert_allclose(np.linalg.norm(space, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(space @ space.T, (cos_x + weight**2 * cos_p) / (1 + weight**2), atol=1e-5)
+    np.testing.assert_allclose(with_category_posterior(x, p, 0.0), l2_normalise(x), atol=1e-6)
+
+
+def test_category_posterior_space_lets_the_predicted_category_break_a_visual_tie():
+    # Two candidates equally close to the query in the features; only one is predicted to be of the
+    # query's category, and it ranks first.
+    x = np.array([[1.0, 0.0], [0.8, 0.6], [0.8, -0.6]], dtype=np.float32)
+    p = np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1]], dtype=np.float32)
+    space = with_category_posterior(x, p)
+    sims = space[1:] @ space[0]
+    assert sims[1] > sims[0]
+
+
+def test_category_posterior_space_rejects_mismatched_rows_and_negative_weights():
+    x = np.ones((4, 3), np.float32)
+    with pytest.raises(ValueError, match="one row per vector"):
+        with_category_posterior(x, np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        with_category_posterior(x, np.ones((4, 2), np.float32), -1.0)
