@@ -294,8 +294,8 @@ CROWD_MIN_SECONDS_PER_DECISION = env_float("CROWD_MIN_SECONDS_PER_DECISION", 1.0
 # When a crowd pair gets its last vote, aggregation (a Dawid-Skene refit over every valid vote)
 # runs this many seconds later, once for the whole burst of pairs completed meanwhile.
 CROWD_AGGREGATE_DELAY_SECONDS = env_int("CROWD_AGGREGATE_DELAY_SECONDS", 60)
-FLAG_MIN_CONFIDENCE = env_float("FLAG_MIN_CONFIDENCE", 0.6)
-FLAG_REFLAG_MIN_CONFIDENCE = env_float("FLAG_REFLAG_MIN_CONFIDENCE", 0.95)
+FLAG_MAX_PATH_RATIO = env_float("FLAG_MAX_PATH_RATIO", 0.1)
+FLAG_REFLAG_MAX_PATH_RATIO = env_float("FLAG_REFLAG_MAX_PATH_RATIO", 0.01)
 # Sample weight of products whose category (or colour) a merchandiser confirmed or fixed in review:
 # their labels are known right, so the next model run fits them harder than unreviewed ones.
 REVIEW_VERIFIED_SAMPLE_WEIGHT = env_float("REVIEW_VERIFIED_SAMPLE_WEIGHT", 3.0)

@@ -42,7 +42,7 @@ def _error_response(exc: services.ReviewError) -> Response:
     ],
 )
 class FlagListApi(generics.ListAPIView):
-    """Flags sorted by confidence, most confident first."""
+    """Flags, the catalog values the model doubts most (lowest path ratio) first."""
 
     permission_classes = REVIEWERS
     serializer_class = FlagSerializer

@@ -25,7 +25,10 @@ class CatalogFlag(models.Model):
     # Values as text: a category path for kind=category, a colour name for kind=colour.
     catalog_value = models.CharField(max_length=400)
     predicted_value = models.CharField(max_length=400)
-    confidence = models.FloatField(db_index=True)
+    confidence = models.FloatField(db_index=True)  # probability of predicted_value
+    # How far the catalog value is from the model's view along its category path (review.services
+    # _path_ratios): 1 = agrees, 0.01 = the predicted path is 100x likelier. The queue's order.
+    path_ratio = models.FloatField(default=1.0, db_index=True)
     top_predictions = models.JSONField(default=list)  # [{"value": ..., "probability": ...}] x3
     model_version = models.ForeignKey("training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="flags")
     decided_value = models.CharField(max_length=400, blank=True)
@@ -34,7 +37,7 @@ class CatalogFlag(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-confidence", "id"]
+        ordering = ["path_ratio", "-confidence", "id"]
         constraints = [
             models.UniqueConstraint(fields=["product", "kind"], condition=Q(state="open"), name="flag_one_open_per_product_kind"),
         ]

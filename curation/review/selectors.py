@@ -20,7 +20,7 @@ State = CatalogFlag.State
 
 def flags_queryset(*, state: str | None = State.OPEN, kind: str | None = None, category: str | None = None,
                    model_version: int | None = None) -> QuerySet[CatalogFlag]:
-    """Flags, most confident first. ``category`` is a category path: the flag's catalog value is it
+    """Flags, the catalog values the model doubts most first. ``category`` is a category path: the flag's catalog value is it
     or lies under it; ``model_version`` a ModelVersion id."""
     qs = CatalogFlag.objects.select_related("product", "product__category", "model_version", "decided_by")
     if state:
@@ -31,7 +31,7 @@ def flags_queryset(*, state: str | None = State.OPEN, kind: str | None = None, c
         qs = qs.filter(Q(catalog_value=category) | Q(catalog_value__startswith=category + " > "))
     if model_version:
         qs = qs.filter(model_version_id=model_version)
-    return qs.order_by("-confidence", "id")
+    return qs.order_by("path_ratio", "-confidence", "id")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class FlagSerializer(serializers.ModelSerializer):
         model = CatalogFlag
         fields = [
             "id", "kind", "state", "product", "sku", "title", "image_url", "history_url", "catalog_value",
-            "predicted_value", "confidence", "top_predictions", "model_version", "decided_value", "decided_by",
+            "predicted_value", "confidence", "path_ratio", "top_predictions", "model_version", "decided_value", "decided_by",
             "decided_at", "created_at",
         ]
         read_only_fields = fields

@@ -13,6 +13,15 @@ SHOES = "Footwear > Shoes > Sneakers"
 CLASSES = [SHIRTS, JEANS, SHOES]
 
 
+@pytest.fixture(autouse=True)
+def coarse_flag_thresholds(settings):
+    """The fixtures' probabilities are coarse (three classes, the rest of the mass spread evenly):
+    a 0.7 disagreement between shirts and jeans has a path ratio of 0.36, so the unit tests raise
+    flags at <= 0.4 (and flag a confirmed value again at <= 0.03), not at the production defaults."""
+    settings.FLAG_MAX_PATH_RATIO = 0.4
+    settings.FLAG_REFLAG_MAX_PATH_RATIO = 0.03
+
+
 @pytest.fixture
 def model_version(db):
     from curation.training.models import ModelVersion

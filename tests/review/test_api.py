@@ -30,6 +30,8 @@ def test_list_sorted_and_filtered(api_client_for, raise_flags, catalog):
     body = c.get("/api/review/flags/").json()
     assert body["count"] == 3
     assert [r["confidence"] for r in body["results"]] == pytest.approx([0.95, 0.8, 0.7])
+    ratios = [r["path_ratio"] for r in body["results"]]
+    assert ratios == sorted(ratios) and ratios[-1] < 0.4
     first = body["results"][0]
     assert first["sku"] == catalog[3].sku and first["catalog_value"] == JEANS and first["predicted_value"] == SHIRTS
     assert first["history_url"] == f"/review/products/{catalog[3].sku}/history/"

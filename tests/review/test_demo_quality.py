@@ -7,7 +7,7 @@ CPU and short training. Those features are weak (out-of-fold accuracy about 0.86
 precision is far below what ImageNet weights give.
 
 Measured (bench-style, /tmp scripts recorded in the review helper's report), 400-600 products,
-FLAG_MIN_CONFIDENCE=0.6, with dead ReLU dimensions of the features left unscaled by the
+the former rule (top prediction differs at >= 0.6), with dead ReLU dimensions of the features left unscaled by the
 standardisation (ml/category.py _robust_std): recall 0.58-0.89, precision 0.30-0.52.
 The bars below sit under the lowest measurement.
 """
@@ -30,7 +30,11 @@ PRECISION_MIN = 0.25
 def test_flags_find_most_of_the_demo_catalogs_wrong_categories(settings):
     from curation.training.services.pipeline import pipeline_run_request, pipeline_step_run
 
-    settings.FLAG_MIN_CONFIDENCE = 0.6
+    # The suite's weak features (64 px, short training) on 400 synthetic products give soft
+    # probabilities: measured on seeds 3 and 5, path ratio <= 0.3 found 7/12 and 9/12 at precision
+    # 0.30-0.32, the production default 0.1 only 4/12 and 6/12 (on 6,001 real photos at 224 px,
+    # 0.1 finds 0.91 of the errors at precision 0.76).
+    settings.FLAG_MAX_PATH_RATIO = 0.3
     settings.TRAIN_CATEGORY_EPOCHS = 10
     settings.TRAIN_CATEGORY_MIN_STEPS = 100
     with open(os.devnull, "w") as quiet:

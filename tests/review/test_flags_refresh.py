@@ -14,25 +14,27 @@ from tests.review.conftest import CLASSES, JEANS, SHIRTS, SHOES, one_hot_proba
 pytestmark = pytest.mark.django_db
 
 
-def test_flags_confident_disagreements_only(raise_flags, catalog, settings):
-    settings.FLAG_MIN_CONFIDENCE = 0.6
-    result = raise_flags({0: (1, 0.8), 1: (2, 0.55), 3: (1, 0.99)})  # p0 confident, p1 not, p3 agrees
+def test_flags_strong_disagreements_only(raise_flags, catalog):
+    # Path ratios: p0 shirts -> jeans at 0.8: 0.25 (flagged at <= 0.4); p1 shirts -> shoes at 0.55:
+    # 0.52 (not); p3 agrees.
+    result = raise_flags({0: (1, 0.8), 1: (2, 0.55), 3: (1, 0.99)})
     assert result.created == 1
     flag = CatalogFlag.objects.get()
     assert flag.product_id == catalog[0].id
     assert (flag.kind, flag.state, flag.catalog_value, flag.predicted_value) == ("category", "open", SHIRTS, JEANS)
     assert flag.confidence == pytest.approx(0.8)
+    assert flag.path_ratio == pytest.approx(0.25)  # (0.125 leaf x 0.125 Topwear/Bottomwear x 1 Apparel) ** (1/3)
 
 
 def test_flag_stores_top3_and_model_version(raise_flags, catalog, model_version):
-    proba = np.array([[0.15, 0.7, 0.1, 0.05]])
+    proba = np.array([[0.05, 0.8, 0.1, 0.05]])
     category_path("Accessories > Bags > Handbags")
     values = CLASSES + ["Accessories > Bags > Handbags"]
     flags_refresh(model_version=model_version, kind="category", product_ids=[catalog[0].id], proba=proba, class_values=values)
     flag = CatalogFlag.objects.get()
     assert flag.model_version == model_version
     assert flag.top_predictions == [
-        {"value": JEANS, "probability": 0.7}, {"value": SHIRTS, "probability": 0.15}, {"value": SHOES, "probability": 0.1},
+        {"value": JEANS, "probability": 0.8}, {"value": SHOES, "probability": 0.1}, {"value": SHIRTS, "probability": 0.05},
     ]
 
 
@@ -55,19 +57,17 @@ def test_new_run_supersedes_open_flags(raise_flags, catalog, model_version):
     assert CatalogFlag.objects.filter(state="superseded").count() == 2
 
 
-def test_kept_value_not_flagged_again_unless_far_more_confident(raise_flags, catalog, make_user, settings):
-    settings.FLAG_MIN_CONFIDENCE = 0.6
-    settings.FLAG_REFLAG_MIN_CONFIDENCE = 0.95
+def test_kept_value_not_flagged_again_unless_far_more_confident(raise_flags, catalog, make_user):
     raise_flags({0: (1, 0.8)})
     flag_decide(flag_id=CatalogFlag.objects.get().id, user=make_user("merchandiser"), action="keep")
 
-    again = raise_flags({0: (1, 0.9)})
+    again = raise_flags({0: (1, 0.9)})  # path ratio 0.15: flagged if new, not over a person's decision
     assert again.created == 0 and again.skipped_confirmed == 1
     assert not CatalogFlag.objects.filter(state="open").exists()
 
-    much_surer = raise_flags({0: (1, 0.97)})
+    much_surer = raise_flags({0: (1, 0.995)})  # path ratio 0.018
     assert much_surer.created == 1
-    assert CatalogFlag.objects.get(state="open").confidence == pytest.approx(0.97)
+    assert CatalogFlag.objects.get(state="open").confidence == pytest.approx(0.995)
 
 
 def test_fixed_value_counts_as_confirmed_too(raise_flags, catalog, make_user):
@@ -121,3 +121,28 @@ def test_bad_input_is_rejected_with_a_clear_message_and_nothing_written(catalog,
         flags_refresh(**args)
     assert message in str(err.value)
     assert list(CatalogFlag.objects.values_list("id", "state")) == before
+
+
+def test_queue_puts_the_most_doubted_catalog_value_first(raise_flags, catalog):
+    from curation.review.selectors import flags_queryset
+
+    # p0 shirts -> jeans at 0.9 (a sibling in Apparel: ratio 0.15); p5 shoes -> shirts at 0.85: less
+    # confident, but it breaks every level of the path (ratio about 0.09), so it comes first.
+    raise_flags({0: (1, 0.9), 5: (0, 0.85)})
+    flags = list(flags_queryset())
+    assert [f.product_id for f in flags] == [catalog[5].id, catalog[0].id]
+    assert flags[0].confidence < flags[1].confidence and flags[0].path_ratio < flags[1].path_ratio
+
+
+def test_path_ratio_counts_every_level_of_the_category_path():
+    from curation.review.services import _path_ratios
+
+    proba = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
+    ratios = _path_ratios(proba, CLASSES, [SHIRTS, SHIRTS, SHIRTS], hierarchical=True)
+    leaf = 0.1 / 0.8
+    assert ratios[0] == pytest.approx(leaf ** (2 / 3))  # jeans: Apparel still right
+    assert ratios[1] == pytest.approx((leaf * leaf * (0.2 / 0.8)) ** (1 / 3))  # shoes: Apparel 0.2 against Footwear 0.8
+    assert ratios[2] == pytest.approx(1.0)
+    # Colours have one level; a value the model has no class for is as doubtful as it gets.
+    colours = _path_ratios(np.array([[0.6, 0.4], [0.6, 0.4]]), ["Red", "Blue"], ["Blue", "Green"], hierarchical=False)
+    assert colours[0] == pytest.approx(0.4 / 0.6) and colours[1] == pytest.approx(1e-6 / 0.6)

@@ -4,7 +4,7 @@
 
 The demo catalog (make_demo_catalog) records which products it miscategorised on purpose; after a
 category-model run has raised flags, this says how many of them the flags found (recall) and how
-many flags were right (precision), which is how FLAG_MIN_CONFIDENCE is chosen.
+many flags were right (precision), which is how FLAG_MAX_PATH_RATIO is chosen.
 """
 
 from __future__ import annotations
