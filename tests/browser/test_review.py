@@ -13,7 +13,8 @@ CLASSES = [SHIRTS, JEANS, SNEAKERS]
 
 @pytest.fixture
 def flagged(transactional_db):
-    """Three flags, most confident first: p0 shirts→jeans (0.95), p1 jeans→shirts (0.9), p2 shirts→jeans (0.8)."""
+    """Three flags, most doubted catalog value first (path ratios about 0.03, 0.075, 0.089, all under
+    the default FLAG_MAX_PATH_RATIO): p0 shirts→jeans (0.99), p1 jeans→shirts (0.97), p2 shirts→jeans (0.95)."""
     from curation.review.services import flags_refresh
     from curation.training.models import ModelVersion
     from tests.factories import category_path, make_product
@@ -21,7 +22,7 @@ def flagged(transactional_db):
     for path in CLASSES:
         category_path(path)
     products = [make_product(SHIRTS, sku="B-ACCEPT"), make_product(JEANS, sku="B-KEEP"), make_product(SHIRTS, sku="B-CHOOSE")]
-    proba = np.array([[0.03, 0.95, 0.02], [0.9, 0.06, 0.04], [0.15, 0.8, 0.05]])
+    proba = np.array([[0.005, 0.99, 0.005], [0.97, 0.02, 0.01], [0.025, 0.95, 0.025]])
     version = ModelVersion.objects.create(kind="category", status="ready")
     flags_refresh(model_version=version, kind="category", product_ids=[p.id for p in products], proba=proba, class_values=CLASSES)
     return products
