@@ -94,20 +94,19 @@ def _path_ratios(proba: np.ndarray, values: Sequence[str], current: Sequence[str
 
     class_nodes = [split(v) for v in values]
     depth = max((len(n) for n in class_nodes), default=0)
-    levels = []  # per level: (probability of every node, node -> column)
+    levels = []  # per level: (probability of every node, of the likeliest node, node -> column)
     for level in range(depth):
         column: dict[str, int] = {}
         leaf_to_node = np.array([column.setdefault(n[min(level, len(n) - 1)], len(column)) for n in class_nodes])
-        node_proba = np.zeros((len(proba), len(column)))
-        np.add.at(node_proba.T, leaf_to_node, proba.T)
-        levels.append((node_proba, column))
+        node_proba = proba @ np.eye(len(column))[leaf_to_node]  # (N, leaves) x (leaves, nodes): sums of leaves
+        levels.append((node_proba, node_proba.max(1), column))
     out = np.ones(len(proba))
     for row, value in enumerate(current):
         logs = []
         for level, node in enumerate(split(value)[:depth]):
-            node_proba, column = levels[level]
+            node_proba, top, column = levels[level]
             p_given = node_proba[row, column[node]] if node in column else 0.0
-            logs.append(np.log(max(p_given, 1e-6) / max(node_proba[row].max(), 1e-6)))
+            logs.append(np.log(max(p_given, 1e-6) / max(top[row], 1e-6)))
         out[row] = float(np.exp(np.mean(logs))) if logs else 1.0
     return out
 
