@@ -31,7 +31,7 @@ class BackboneConfig:
         if not path.is_file():
             # The identity of a missing file cannot be known; the loader raises a clear error.
             return f"missing-{path.name}"
-        return "sd-" + _file_sha256(path)[:16]
+        return "sd-" + file_sha256(path)[:16]
 
     def key(self, state_sha: str | None = None) -> str:
         """Stable identity of the feature space: features cached under one key are valid only for it.
@@ -63,7 +63,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 _SHA_CACHE: dict[tuple[str, float, int], str] = {}
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, cached by path, mtime and size."""
+    path = Path(path)
     st = path.stat()
     cache_key = (str(path.resolve()), st.st_mtime, st.st_size)
     if cache_key not in _SHA_CACHE:

@@ -78,18 +78,31 @@ def frozen_part(model: nn.Module, x: torch.Tensor, blocks: int | None = None) ->
     return h
 
 
-def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int | None = None, progress: Progress | None = None) -> torch.Tensor:
+def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int | None = None, progress: Progress | None = None,
+                 with_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, np.ndarray]:
     """(N, C, h, w) float16 activations entering the trained part (the last ``blocks`` of layer3+layer4;
-    default all of layer4), streamed from disk."""
+    default all of layer4), streamed from disk.
+
+    ``with_features``: also the (N, dim) float32 embeddings of the untouched backbone, finished from
+    the same activations before they are rounded to fp16 (what ``embedder.embed_paths`` returns, for
+    the price of the remaining blocks), as ``(cache, features)``."""
     paths = list(paths)
     model = embedder.model
     out = None
+    features = np.empty((len(paths), embedder.dim), np.float32) if with_features else None
+    n_frozen = len(backbone_tail(model)) - (len(model.layer4) if blocks is None else blocks)
+    rest = list(backbone_tail(model))[max(n_frozen, 0) :]
     total, done = len(paths), 0
     if progress:
         progress(0, total)
     for idx, batch in embedder._loader(_PathDataset(paths, embedder.cfg.image_size), embedder.cfg.batch_size):
         with torch.inference_mode(), torch.autocast(embedder.device.type, dtype=torch.bfloat16, enabled=embedder.use_bf16):
             h = frozen_part(model, embedder.preprocess(batch), blocks)
+            if features is not None:
+                f = h
+                for block in rest:
+                    f = block(f)
+                features[idx] = torch.flatten(model.avgpool(f), 1).float().cpu().numpy()
         h = h.to(torch.float16).cpu()
         if out is None:
             out = torch.empty((total, *h.shape[1:]), dtype=torch.float16)
@@ -99,7 +112,7 @@ def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int
             progress(done, total)
     if out is None:
         raise ValueError("no images to cache")
-    return out
+    return (out, features) if features is not None else out
 
 
 def jitter_maps(x: torch.Tensor, generator: np.random.Generator, *, shift: float, zoom: float) -> torch.Tensor:

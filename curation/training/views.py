@@ -16,7 +16,13 @@ METRIC_COLUMNS = {
                 ("side_attributes", "side attributes")],
     "outfit": [("fitb", "FITB-4"), ("fitb_pair_model", "FITB-4 (pair model)"), ("active_fitb", "FITB-4 previous"),
                ("looks_scored_by", "looks scored by")],
+    # Held-out figures that finetune_backbone recorded beside its weights (none for other weights).
+    "backbone": [("frozen_holdout_accuracy", "held-out accuracy before"), ("holdout_accuracy", "held-out accuracy"),
+                 ("frozen_knn_precision_at_10", "k-NN p@10 before"), ("knn_precision_at_10", "k-NN p@10")],
 }
+# The page's sections: the served models, then the feature spaces they were trained on. A
+# backbone is chosen by the ML_WEIGHTS setting, not activated here, so its rows have no buttons.
+PAGE_KINDS = (*SERVED_KINDS, ModelVersion.Kind.BACKBONE)
 
 
 def _metric_cell(value):
@@ -31,7 +37,7 @@ def _metric_cell(value):
 @role_required(*VIEW_MODELS)
 def models_page(request):
     versions = list(selectors.versions_for_page())
-    by_kind = {kind: [] for kind in SERVED_KINDS}
+    by_kind = {kind: [] for kind in PAGE_KINDS}
     for version in versions:
         if version.kind in by_kind:
             columns = METRIC_COLUMNS[version.kind]

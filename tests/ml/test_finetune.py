@@ -25,6 +25,14 @@ def test_cache_then_layer4_matches_direct_embedding(tiny_cfg, image_paths):
     assert cos.min() > 0.999  # fp16 cache: close, not bit-equal
 
 
+@pytest.mark.parametrize("blocks", [None, 3, 5])
+def test_cache_can_bring_the_backbones_own_embeddings_along(tiny_cfg, image_paths, blocks):
+    emb = Embedder(tiny_cfg)
+    cache, features = layer3_cache(emb, image_paths, blocks=blocks, with_features=True)
+    assert torch.equal(cache, layer3_cache(emb, image_paths, blocks=blocks))
+    np.testing.assert_allclose(features, emb.embed_paths(image_paths), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("blocks", [1, 2])
 def test_finetune_changes_only_trained_blocks_and_gives_new_embeddings(tiny_cfg, image_paths, blocks):
     emb = Embedder(tiny_cfg)

@@ -96,6 +96,19 @@ def test_models_page_shows_side_attributes_and_who_scores_looks(role_client):
     assert "[]" not in html and "pair_model" not in html
 
 
+def test_models_page_lists_feature_spaces_with_their_fine_tuning_figures_and_no_buttons(role_client):
+    ModelVersion.objects.create(kind="backbone", status="ready", backbone="resnet50:none:224")
+    tuned = ModelVersion.objects.create(
+        kind="backbone", status="active", backbone="resnet50:sd-0123456789abcdef:224",
+        metrics={"frozen_holdout_accuracy": 0.61, "holdout_accuracy": 0.74, "frozen_knn_precision_at_10": 0.52, "knn_precision_at_10": 0.66},
+    )
+    html = role_client("admin", "admin-backbones").get("/models/").content.decode()
+    section = html.split('data-kind="backbone"', 1)[1].split("</section>", 1)[0]
+    assert "finetune_backbone" in section and "resnet50:sd-0123456789abcdef:224" in section and "resnet50:none:224" in section
+    assert all(f'<td class="metric">{v}</td>' in section for v in ("0.61", "0.74", "0.52", "0.66"))
+    assert f'data-version="{tuned.pk}"' in section and "activate" not in section and "rollback" not in section
+
+
 def test_schema_lists_the_registry_endpoints(role_client):
     schema = role_client("admin").get("/api/schema/").content.decode()
     for path in ("/api/models/runs/", "/api/models/versions/{version_id}/activate/", "/api/models/rollback/", "/api/models/status/"):

@@ -61,7 +61,7 @@ def catalog_images(*, product_ids: Iterable[int] | None = None) -> tuple[list[Ca
     return images, skipped
 
 
-def _readable(image: CatalogImage) -> str | None:
+def unreadable_reason(image: CatalogImage) -> str | None:
     try:
         with Image.open(image.path) as img:
             img.verify()
@@ -86,19 +86,20 @@ def cached_features(*, backbone_key: str) -> dict[str, np.ndarray]:
 
 
 def features_for_images(
-    images: list[CatalogImage], *, progress: Progress | None = None, report: EmbedReport | None = None
+    images: list[CatalogImage], *, progress: Progress | None = None, report: EmbedReport | None = None, cfg=None
 ) -> tuple[list[CatalogImage], np.ndarray]:
     """Features for each image, embedding only those whose sha256 has no cached feature.
 
-    Returns the images kept (unreadable ones are dropped and reported) and their (N, D) features.
+    ``cfg``: the backbone (default: the settings'). Returns the images kept (unreadable ones are
+    dropped and reported) and their (N, D) features.
     """
     report = report if report is not None else EmbedReport()
-    cfg = backbone_config()
+    cfg = cfg or backbone_config()
     cache = cached_features(backbone_key=cfg.key())
     todo = [img for img in images if img.sha256 not in cache]
     broken = {}
     for img in todo:
-        reason = _readable(img)
+        reason = unreadable_reason(img)
         if reason:
             broken[img.product_id] = reason
     if broken:
@@ -135,11 +136,21 @@ def backbone_version_for(*, backbone_key: str, config: dict) -> ModelVersion:
         .first()
     )
     if version is None:
+        from curation.training.services.finetune import read_sidecar
+
+        # Weights written by finetune_backbone carry their record: the models page shows what
+        # fine-tuning measured next to the versions trained on its features.
+        record = read_sidecar(config.get("weights", "")) if config.get("weights") else None
         version = ModelVersion.objects.create(
             kind=ModelVersion.Kind.BACKBONE,
             backbone=backbone_key,
             status=ModelVersion.Status.READY,
-            config=config,
+            config={**config, "finetune": record["finetune"], "base_backbone": record["base_backbone"],
+                    "base_weights": record.get("base_weights", "")} if record else config,
+            data_summary={k: record[k] for k in ("products", "train_products", "holdout_products", "classes", "excluded_open_flags")}
+            if record else {},
+            metrics=record["metrics"] if record else {},
+            history=record["history"] if record else [],
         )
     return version
 
@@ -163,6 +174,14 @@ def embedding_set_build(
     images, vectors = features_for_images(images, progress=progress, report=report)
     if not images:
         raise EmbeddingError("no product has a readable image: import a catalog with images first")
+    emb = embedding_set_write(images=images, vectors=vectors, cfg=cfg)
+    if activate:
+        embedding_set_activate(embedding_set=emb)
+    return emb
+
+
+def embedding_set_write(*, images: list[CatalogImage], vectors: np.ndarray, cfg) -> EmbeddingSet:
+    """A new, inactive set of ``vectors`` (rows of ``images``) computed with backbone ``cfg``, with its index."""
     folder, checksum = embedding_files.write_embedding_dir(
         artifacts_root(),
         product_ids=np.array([img.product_id for img in images], dtype=np.int64),
@@ -181,8 +200,6 @@ def embedding_set_build(
         index_path=f"{folder}/{embedding_files.INDEX}",
         sha256=checksum,
     )
-    if activate:
-        embedding_set_activate(embedding_set=emb)
     return emb
 
 

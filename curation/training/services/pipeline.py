@@ -16,7 +16,7 @@ import logging
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -26,9 +26,15 @@ from django.utils import timezone
 
 from curation.catalog.models import Product
 from curation.training import embedding_files, evaluation, selectors
-from curation.training.ml_objects import artifact_abspath, load_model, save_model
+from curation.training.ml_objects import artifact_abspath, backbone_config, load_model, save_model
 from curation.training.models import EmbeddingSet, ModelVersion, PipelineRun
-from curation.training.services.embeddings import EmbedReport, embedding_set_activate, embedding_set_build
+from curation.training.services.embeddings import (
+    EmbedReport,
+    catalog_images,
+    embedding_set_activate,
+    embedding_set_build,
+    features_for_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +382,38 @@ def _step_embed(ctx: StepContext) -> None:
         embedding_set_activate(embedding_set=emb)
 
 
+def _flag_features(ctx: StepContext, data: Dataset, rows: np.ndarray) -> tuple[np.ndarray, str]:
+    """The features out-of-fold predictions (and so catalog flags) are computed on, and their space.
+
+    Weights from finetune_backbone were trained on the catalog's own categories, wrong ones
+    included: on their features a product's wrong label vouches for itself, which is what
+    out-of-fold predictions exist to prevent. So when the embedding set's backbone is such a
+    fine-tune, flags read the base weights' features instead: cached by image sha256 from the sets
+    built before the switch, embedded now only for images those sets lack.
+    """
+    emb = data.embedding_set
+    version = emb.model_version
+    config = (version.config or {}) if version else {}
+    base_key = config.get("base_backbone")
+    if not base_key or base_key == emb.backbone:
+        return data.features[rows], emb.backbone
+    base_cfg = replace(backbone_config(), weights=config.get("base_weights") or "none")
+    if base_cfg.key() != base_key:
+        logger.warning("flags use the fine-tuned features: the base weights %s are not %r any more", base_cfg.weights, base_key)
+        return data.features[rows], emb.backbone
+    files = embedding_files.read_embedding_files(artifact_abspath(emb.vectors_path))
+    sha_of = {int(p): sha for p, sha in zip(files.product_ids.tolist(), files.shas)}
+    image_of = {img.product_id: img for img in catalog_images()[0]}
+    images = [image_of.get(int(p)) for p in data.product_ids[rows].tolist()]
+    if any(img is None or img.sha256 != sha_of.get(img.product_id) for img in images):
+        logger.warning("flags use the fine-tuned features: some images changed or went missing since the set was built")
+        return data.features[rows], emb.backbone
+    kept, vectors = features_for_images(images, cfg=base_cfg, progress=lambda d, t: ctx.progress(d, t, unit="base images"))
+    if len(kept) != len(images):
+        return data.features[rows], emb.backbone
+    return vectors, base_key
+
+
 def _step_train_category(ctx: StepContext) -> None:
     from ml.category import CategoryConfig, out_of_fold_predictions, train_category_model
 
@@ -399,9 +437,10 @@ def _step_train_category(ctx: StepContext) -> None:
     weight = np.where(data.verified[rows], settings.REVIEW_VERIFIED_SAMPLE_WEIGHT, 1.0).astype(np.float32)
     groups = np.array([data.groups[r] for r in rows])
     version = _new_version(ctx, kind=ModelVersion.Kind.CATEGORY, embedding_set=data.embedding_set, config={"category": cfg.to_dict()})
+    flag_features, flag_space = _flag_features(ctx, data, rows)
     ctx.progress(0, cfg.folds + 1, unit="folds")
     oof = out_of_fold_predictions(
-        data.features[rows], labels, len(class_ids), groups=groups, sample_weight=weight, attributes=attributes, cfg=cfg,
+        flag_features, labels, len(class_ids), groups=groups, sample_weight=weight, attributes=attributes, cfg=cfg,
         progress=lambda d, t: ctx.progress(d, t + 1, unit="folds"),
     )
     proba = oof["proba"]
@@ -411,6 +450,7 @@ def _step_train_category(ctx: StepContext) -> None:
         "oof_top3_accuracy": round(float((top[:, :3] == labels[:, None]).any(1).mean()), 4),
         "classes": int(len(class_ids)),
         "products": int(len(rows)),
+        "flag_features": flag_space,
     }
     model = train_category_model(data.features[rows], labels, len(class_ids), sample_weight=weight, attributes=attributes, cfg=cfg)
     ctx.progress(cfg.folds + 1, cfg.folds + 1, unit="folds")
