@@ -50,7 +50,7 @@ def test_command_writes_weights_the_app_can_load_and_says_how_to_use_them(tiny_c
     assert f"ML_WEIGHTS={out.resolve()}" in text and "retrain" in text
     assert report["products"] == 24 and report["classes"] == 4
     assert report["train_products"] + report["holdout_products"] == 24 and report["holdout_products"] > 0
-    for key in ("holdout_accuracy", "frozen_holdout_accuracy", "knn_precision_at_10", "frozen_knn_precision_at_10", "train_accuracy"):
+    for key in ("holdout_accuracy", "network_holdout_accuracy", "frozen_holdout_accuracy", "knn_precision_at_10", "frozen_knn_precision_at_10", "train_accuracy"):
         assert 0.0 <= report["metrics"][key] <= 1.0, key
     assert [h["epoch"] for h in report["history"]] == [1, 2]
 

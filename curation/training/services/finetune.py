@@ -185,8 +185,8 @@ def _knn_precision_at_10(vectors: np.ndarray, labels: np.ndarray, queries: np.nd
     return float(np.concatenate(hits).mean())
 
 
-def _frozen_head_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray) -> float:
-    """Held-out accuracy of the app's category head on the features before fine-tuning: the baseline."""
+def _head_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray) -> float:
+    """Held-out accuracy of the pipeline's category head (its settings) trained on ``features[train]``."""
     from ml.category import CategoryConfig, train_category_model
 
     cfg = CategoryConfig(device=settings.ML_DEVICE, epochs=settings.TRAIN_CATEGORY_EPOCHS, min_steps=settings.TRAIN_CATEGORY_MIN_STEPS)
@@ -262,7 +262,7 @@ def backbone_finetune(*, out_path: str | Path, options: FinetuneOptions | None =
     metrics: dict = {}
     if len(test):
         metrics["frozen_knn_precision_at_10"] = round(_knn_precision_at_10(frozen, labels, test), 4)
-        metrics["frozen_holdout_accuracy"] = round(_frozen_head_accuracy(frozen, labels, len(class_ids), train, test), 4)
+        metrics["frozen_holdout_accuracy"] = round(_head_accuracy(frozen, labels, len(class_ids), train, test), 4)
     del frozen
 
     ft_cfg = FinetuneConfig(epochs=options.epochs, blocks=options.blocks, bf16=bool(settings.ML_BF16), seed=options.seed,
@@ -278,8 +278,10 @@ def backbone_finetune(*, out_path: str | Path, options: FinetuneOptions | None =
     if len(test):
         tuned = layer4_embed(result.tail, cache, blocks=options.blocks)
         metrics["knn_precision_at_10"] = round(_knn_precision_at_10(tuned, labels, test), 4)
+        # The same head as "before", on the new features: what the pipeline's category model will see.
+        metrics["holdout_accuracy"] = round(_head_accuracy(tuned, labels, len(class_ids), train, test), 4)
         logits = finetune_predict_logits(result, cache, blocks=options.blocks, rows=test)["__category__"]
-        metrics["holdout_accuracy"] = round(float((logits.argmax(1) == labels[test]).mean()), 4)
+        metrics["network_holdout_accuracy"] = round(float((logits.argmax(1) == labels[test]).mean()), 4)
     metrics["train_accuracy"] = round(float(result.history[-1]["train_accuracy"]), 4)
     del cache
 

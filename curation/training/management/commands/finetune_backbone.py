@@ -74,7 +74,8 @@ class Command(BaseCommand):
         )
         if "knn_precision_at_10" in m:
             self.stdout.write(
-                f"Held out: category accuracy {m['frozen_holdout_accuracy']:.3f} -> {m['holdout_accuracy']:.3f}, "
+                f"Held out: category accuracy {m['frozen_holdout_accuracy']:.3f} -> {m['holdout_accuracy']:.3f} "
+                f"(the fine-tuned network's own head: {m['network_holdout_accuracy']:.3f}), "
                 f"k-NN precision@10 (same category) {m['frozen_knn_precision_at_10']:.3f} -> {m['knn_precision_at_10']:.3f}."
             )
             if m["knn_precision_at_10"] < m["frozen_knn_precision_at_10"]:
