@@ -296,6 +296,11 @@ CROWD_MIN_SECONDS_PER_DECISION = env_float("CROWD_MIN_SECONDS_PER_DECISION", 1.0
 CROWD_AGGREGATE_DELAY_SECONDS = env_int("CROWD_AGGREGATE_DELAY_SECONDS", 60)
 FLAG_MAX_PATH_RATIO = env_float("FLAG_MAX_PATH_RATIO", 0.1)
 FLAG_REFLAG_MAX_PATH_RATIO = env_float("FLAG_REFLAG_MAX_PATH_RATIO", 0.01)
+# Colours have their own thresholds: a flat vocabulary of near-synonyms (Navy Blue, Blue, Black)
+# that the features separate far less well than categories; at the category default, colour flags
+# on the real photos were three quarters false (bench/colour_flags.py).
+FLAG_COLOUR_MAX_PATH_RATIO = env_float("FLAG_COLOUR_MAX_PATH_RATIO", 0.01)
+FLAG_COLOUR_REFLAG_MAX_PATH_RATIO = env_float("FLAG_COLOUR_REFLAG_MAX_PATH_RATIO", 0.001)
 # Sample weight of products whose category (or colour) a merchandiser confirmed or fixed in review:
 # their labels are known right, so the next model run fits them harder than unreviewed ones.
 REVIEW_VERIFIED_SAMPLE_WEIGHT = env_float("REVIEW_VERIFIED_SAMPLE_WEIGHT", 3.0)

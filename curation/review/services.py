@@ -121,7 +121,9 @@ def flags_refresh(*, model_version, kind: str, product_ids: Sequence[int], proba
     merchandiser's time: on the 6,001 real photos of ../shared with 5% of categories corrupted
     (frozen random-init features at 224 px, the app's out-of-fold model) "top differs at >= 0.6"
     raised 643 flags at precision 0.32, recall 0.68; path ratio <= 0.1 raises 356 at 0.76 / 0.91,
-    <= 0.03 raises 258 at 0.86 / 0.74. Every older open flag of a product this run looked at is
+    <= 0.03 raises 258 at 0.86 / 0.74. Colours use FLAG_COLOUR_MAX_PATH_RATIO and
+    FLAG_COLOUR_REFLAG_MAX_PATH_RATIO: on the same photos with 5% of colours corrupted, <= 0.1
+    raised 1,096 colour flags at precision 0.26, <= 0.01 raises 319 at 0.62 / 0.66. Every older open flag of a product this run looked at is
     superseded, flagged again or not: the open flags always say what the newest model thinks.
     Products with no catalog value for the kind (a blank colour) are not compared.
     """
@@ -142,8 +144,10 @@ def flags_refresh(*, model_version, kind: str, product_ids: Sequence[int], proba
         raise ReviewError(f"proba row {bad} (product {ids[bad]}) is not finite")
     values = _class_values_as_text(kind=kind, class_values=class_values)
 
-    max_ratio = settings.FLAG_MAX_PATH_RATIO
-    reflag_ratio = settings.FLAG_REFLAG_MAX_PATH_RATIO
+    if kind == Kind.COLOUR:
+        max_ratio, reflag_ratio = settings.FLAG_COLOUR_MAX_PATH_RATIO, settings.FLAG_COLOUR_REFLAG_MAX_PATH_RATIO
+    else:
+        max_ratio, reflag_ratio = settings.FLAG_MAX_PATH_RATIO, settings.FLAG_REFLAG_MAX_PATH_RATIO
     products = {p.id: p for p in Product.objects.filter(id__in=ids).select_related("category")}
     missing = [pid for pid in ids if pid not in products]
     if missing:

@@ -18,8 +18,8 @@ def coarse_flag_thresholds(settings):
     """The fixtures' probabilities are coarse (three classes, the rest of the mass spread evenly):
     a 0.7 disagreement between shirts and jeans has a path ratio of 0.36, so the unit tests raise
     flags at <= 0.4 (and flag a confirmed value again at <= 0.03), not at the production defaults."""
-    settings.FLAG_MAX_PATH_RATIO = 0.4
-    settings.FLAG_REFLAG_MAX_PATH_RATIO = 0.03
+    settings.FLAG_MAX_PATH_RATIO = settings.FLAG_COLOUR_MAX_PATH_RATIO = 0.4
+    settings.FLAG_REFLAG_MAX_PATH_RATIO = settings.FLAG_COLOUR_REFLAG_MAX_PATH_RATIO = 0.03
 
 
 @pytest.fixture

@@ -91,6 +91,27 @@ def test_colour_flags_are_a_separate_kind(catalog, model_version, raise_flags):
     assert (colour_flag.product_id, colour_flag.catalog_value, colour_flag.predicted_value) == (catalog[1].id, "Blue", "Red")
 
 
+def test_colours_have_their_own_thresholds(catalog, model_version, settings):
+    settings.FLAG_MAX_PATH_RATIO, settings.FLAG_COLOUR_MAX_PATH_RATIO = 0.1, 0.01
+    settings.FLAG_REFLAG_MAX_PATH_RATIO, settings.FLAG_COLOUR_REFLAG_MAX_PATH_RATIO = 0.01, 0.001
+    colours = ["Red", "Blue", "Black", "White"]
+    proba = np.full((len(catalog), 4), 1e-3)
+    for i, p in enumerate(catalog):
+        proba[i, colours.index(p.colour)] = 0.99
+    proba[1] = [0.95, 0.0475, 0.001, 0.0015]  # Blue in the catalog at ratio 0.05: a category would be flagged
+    proba[3] = [0.99, 0.00495, 0.003, 0.00205]  # Blue at ratio 0.005: flagged
+    flags_refresh(model_version=model_version, kind="colour", product_ids=[p.id for p in catalog], proba=proba, class_values=colours)
+    assert list(CatalogFlag.objects.filter(kind="colour").values_list("product_id", flat=True)) == [catalog[3].id]
+
+    # The same disagreement on categories is flagged at the category threshold.
+    proba = np.full((len(catalog), 3), 0.005)
+    for i, p in enumerate(catalog):
+        proba[i, CLASSES.index(p.category.path)] = 0.99
+    proba[1] = [0.0095, 0.9855, 0.005]  # a shirt predicted jeans: ratios 1, 0.01, 0.01 by level, 0.046 in all
+    flags_refresh(model_version=model_version, kind="category", product_ids=[p.id for p in catalog], proba=proba, class_values=CLASSES)
+    assert list(CatalogFlag.objects.filter(kind="category").values_list("product_id", flat=True)) == [catalog[1].id]
+
+
 def test_blank_colour_is_not_compared(catalog, model_version):
     catalog[0].colour = ""
     catalog[0].save()
