@@ -114,15 +114,31 @@ def test_bad_options_and_catalogs_name_what_to_change(db, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_nothing_is_written_when_saving_fails(tiny_catalog, tmp_path, monkeypatch):
-    def broken_save(obj, f, *a, **k):
-        Path(f).write_bytes(b"half")
-        raise OSError("disk full")
+def test_no_half_written_weights_when_writing_fails(tiny_catalog, tmp_path, monkeypatch):
+    import curation.training.services.finetune as service
 
-    monkeypatch.setattr(torch, "save", broken_save)
+    real_replace, calls = service.os.replace, []
+    out = tmp_path / "weights" / "ft.pt"
+
+    def replace_then_fail(src, dst):
+        if Path(dst).parent == out.parent:  # not the embedding set the fine-tune also writes
+            calls.append(Path(dst).name)
+            if len(calls) == 2:  # the record is in place, the weights are not
+                raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(service.os, "replace", replace_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        backbone_finetune(out_path=tmp_path / "weights" / "ft.pt", options=FinetuneOptions(epochs=1, holdout_percent=0))
-    assert list((tmp_path / "weights").iterdir()) == []
+        backbone_finetune(out_path=out, options=FinetuneOptions(epochs=1, holdout_percent=0))
+    assert calls == ["ft.pt.json", "ft.pt"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ft.pt.json"]  # no partial file left
+    assert read_sidecar(out) is None
+
+
+def test_the_same_weights_make_the_same_file(tiny_catalog, tmp_path):
+    first = backbone_finetune(out_path=tmp_path / "a.pt", options=FinetuneOptions(epochs=1, holdout_percent=0))
+    second = backbone_finetune(out_path=tmp_path / "other" / "b.pt", options=FinetuneOptions(epochs=1, holdout_percent=0))
+    assert first.sha256 == second.sha256 and first.new_backbone == second.new_backbone
 
 
 def test_memory_estimate_and_check():

@@ -14,6 +14,8 @@ an operator changes knowingly, the same in web and worker processes.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import math
@@ -206,7 +208,6 @@ def backbone_finetune(*, out_path: str | Path, options: FinetuneOptions | None =
     import torch
 
     from ml.backbone import state_sha256
-    from ml.config import file_sha256
     from ml.finetune import FinetuneConfig, finetune_layer4, finetune_predict_logits, layer3_cache, layer4_embed
 
     options = options or FinetuneOptions()
@@ -285,16 +286,22 @@ def backbone_finetune(*, out_path: str | Path, options: FinetuneOptions | None =
     metrics["train_accuracy"] = round(float(result.history[-1]["train_accuracy"]), 4)
     del cache
 
+    # Saved to memory first: torch names the archive inside the file after the file, so saving
+    # straight to a temporary name would give the same weights a different sha256 each time.
+    buffer = io.BytesIO()
+    torch.save(result.state, buffer)
+    data = buffer.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    side = sidecar_path(out)
+    side_partial = side.with_name(f".{side.name}.partial-{os.getpid()}")
     try:
-        torch.save(result.state, partial)
-        sha = file_sha256(partial)
         report = FinetuneReport(
             path=str(out),
             sha256=sha,
             base_backbone=embedder.key,
-            new_backbone=replace(cfg, weights=str(partial)).key(),  # the same bytes as the file will be
+            new_backbone=cfg.key(sha),  # what BackboneConfig(weights=out).key() will say: sd-<file sha256>
             products=len(rows),
             train_products=int(len(train)),
             holdout_products=int(len(test)),
@@ -317,14 +324,14 @@ def backbone_finetune(*, out_path: str | Path, options: FinetuneOptions | None =
             "category_ids": class_ids.tolist(),
             "colours": colour_names,
         }
+        partial.write_bytes(data)
+        side_partial.write_text(json.dumps(record, indent=2))
         # The record first: weights without their record would be used without the base features
         # for flags; a record whose weights never arrive names a sha256 no file has, and is ignored.
-        side = sidecar_path(out)
-        side_partial = side.with_name(f".{side.name}.partial-{os.getpid()}")
-        side_partial.write_text(json.dumps(record, indent=2))
         os.replace(side_partial, side)
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
+        side_partial.unlink(missing_ok=True)
     logger.info("fine-tuned backbone written to %s (sha256 %s): %s", out, sha, metrics)
     return report
