@@ -41,18 +41,14 @@ def main() -> None:
     from ml.backbone import Embedder
     from ml.category import CategoryConfig, out_of_fold_predictions
     from ml.config import BackboneConfig
-    from ml.evaluate import ProgressLine, precision_at_recall, read_catalog
+    from ml.evaluate import ProgressLine, corrupt_categories, precision_at_recall, read_catalog
 
     started = time.monotonic()
     rows = read_catalog(args.styles, args.images)
     _, category = np.unique([r["articleType"] for r in rows], return_inverse=True)
     names, colour = np.unique([r.get("baseColour") or "" for r in rows], return_inverse=True)
-    rng = np.random.default_rng(args.seed)
     n = len(rows)
-    corrupted = np.zeros(n, bool)
-    corrupted[rng.choice(n, int(round(args.corrupt * n)), replace=False)] = True
-    given = colour.copy()
-    given[corrupted] = (colour[corrupted] + rng.integers(1, len(names), corrupted.sum())) % len(names)
+    given, corrupted = corrupt_categories(colour, args.corrupt, np.random.default_rng(args.seed))  # any codes: colours here
 
     embedder = Embedder(BackboneConfig(weights=args.weights, image_size=args.image_size, device="cpu", num_workers=1))
     features = embedder.embed_paths([r["path"] for r in rows], progress=ProgressLine("embed"))

@@ -38,7 +38,6 @@ def main() -> None:
     args = p.parse_args()
 
     import numpy as np
-    import torch
 
     from ml.backbone import Embedder
     from ml.category import CategoryConfig, out_of_fold_predictions

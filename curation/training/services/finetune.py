@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -175,16 +175,17 @@ def _knn_precision_at_10(vectors: np.ndarray, labels: np.ndarray, queries: np.nd
     """Share of each query's 10 nearest products (cosine, itself excluded) that share its category."""
     if len(queries) == 0 or len(vectors) < 2:
         return float("nan")
+    from ml.metrics import precision_at_k
+
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     k = min(10, len(vectors) - 1)
-    hits = []
-    for start in range(0, len(queries), 1024):
+    neighbours = []
+    for start in range(0, len(queries), 1024):  # bounded memory: 1,024 rows of similarities at a time
         q = queries[start : start + 1024]
         sims = unit[q] @ unit.T
         sims[np.arange(len(q)), q] = -np.inf
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        hits.append((labels[nearest] == labels[q][:, None]).mean(1))
-    return float(np.concatenate(hits).mean())
+        neighbours.append(labels[np.argpartition(-sims, k - 1, axis=1)[:, :k]])
+    return precision_at_k(labels[queries], np.concatenate(neighbours))
 
 
 def _head_accuracy(features: np.ndarray, labels: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray) -> float:
