@@ -123,7 +123,7 @@ def flags_refresh(*, model_version, kind: str, product_ids: Sequence[int], proba
     raised 643 flags at precision 0.32, recall 0.68; path ratio <= 0.1 raises 356 at 0.76 / 0.91,
     <= 0.03 raises 258 at 0.86 / 0.74. Colours use FLAG_COLOUR_MAX_PATH_RATIO and
     FLAG_COLOUR_REFLAG_MAX_PATH_RATIO: on the same photos with 5% of colours corrupted, <= 0.1
-    raised 1,096 colour flags at precision 0.26, <= 0.01 raises 319 at 0.62 / 0.66. Every older open flag of a product this run looked at is
+    raised 1,078 colour flags at precision 0.26, <= 0.01 raises 314 at 0.58 / 0.61. Every older open flag of a product this run looked at is
     superseded, flagged again or not: the open flags always say what the newest model thinks.
     Products with no catalog value for the kind (a blank colour) are not compared.
     """
