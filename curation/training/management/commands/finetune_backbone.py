@@ -59,7 +59,7 @@ class Command(BaseCommand):
         try:
             report = backbone_finetune(
                 out_path=out, options=opts, overwrite=overwrite,
-                on_progress=lambda stage, done, total, detail: printer(stage, done, total, detail),
+                on_progress=printer,  # (stage, done, total, detail), as the retrain's steps report
             )
         except FinetuneError as exc:
             raise CommandError(str(exc)) from None
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Trained on {report.train_products} products in {report.classes} categories "
             f"({report.holdout_products} held out; {report.excluded_open_flags} left out for open catalog flags, "
-            f"{report.excluded_small_categories} in categories with one product, {len(report.skipped)} unreadable) "
+            f"{report.excluded_small_categories} in categories with one product, {len(report.skipped)} without a readable image) "
             f"in {report.seconds:.0f} s."
         )
         if "knn_precision_at_10" in m:
