@@ -310,6 +310,7 @@ class Dataset:
     colours: list[str]
     groups: list[str]  # product model (or sku): colour variants share it
     verified: np.ndarray  # (N,) bool: a merchandiser confirmed the category
+    shas: list[str]  # image sha256 each row's features were computed from
     split: np.ndarray  # evaluation.TEST / VAL / TRAIN per row
 
 
@@ -339,6 +340,7 @@ def _dataset(embedding_set: EmbeddingSet) -> Dataset:
         colours=[r[1] for r in rows],
         groups=groups,
         verified=np.array([r[3] for r in rows], dtype=bool),
+        shas=[sha for sha, k in zip(files.shas, keep.tolist()) if k],
         split=evaluation.split_of_groups(
             groups, test_percent=settings.TRAIN_HOLDOUT_PERCENT, val_percent=settings.TRAIN_VAL_PERCENT
         ),
@@ -401,11 +403,9 @@ def _flag_features(ctx: StepContext, data: Dataset, rows: np.ndarray) -> tuple[n
     if base_cfg.key() != base_key:
         logger.warning("flags use the fine-tuned features: the base weights %s are not %r any more", base_cfg.weights, base_key)
         return data.features[rows], emb.backbone
-    files = embedding_files.read_embedding_files(artifact_abspath(emb.vectors_path))
-    sha_of = {int(p): sha for p, sha in zip(files.product_ids.tolist(), files.shas)}
     image_of = {img.product_id: img for img in catalog_images()[0]}
-    images = [image_of.get(int(p)) for p in data.product_ids[rows].tolist()]
-    if any(img is None or img.sha256 != sha_of.get(img.product_id) for img in images):
+    images = [image_of.get(int(data.product_ids[r])) for r in rows]
+    if any(img is None or img.sha256 != data.shas[r] for img, r in zip(images, rows)):
         logger.warning("flags use the fine-tuned features: some images changed or went missing since the set was built")
         return data.features[rows], emb.backbone
     kept, vectors = features_for_images(images, cfg=base_cfg, progress=lambda d, t: ctx.progress(d, t, unit="base images"))
