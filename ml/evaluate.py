@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="leave the train-split products the flag networks flag out of the final network's training")
     p.add_argument("--flag-below", type=float, default=0.03,
                    help="flag when the (cross-fitted) flag score of the given category is below this")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of every fine-tuning run (one-cycle schedule, AdamW)")
     p.add_argument("--shift", type=float, default=0.0, help="fine-tuning augmentation: random translation of the cached maps, as a fraction of their size")
     p.add_argument("--zoom", type=float, default=0.0, help="fine-tuning augmentation: random zoom of the cached maps, scale in [1-zoom, 1+zoom]")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
@@ -418,6 +419,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.final_networks < 1:
         p.error("--final-networks must be at least 1")
+    if args.lr <= 0:
+        p.error("--lr must be above 0")
     if args.knn_posterior_weight < 0:
         p.error("--knn-posterior-weight must be 0 or more")
 
@@ -512,7 +515,7 @@ def main(argv: list[str] | None = None) -> dict:
             folds[train_rows] = make_folds(given["articleType"][train_rows], plan["networks"], seed=args.seed)
             cross_fitted_logits(
                 embedder, cache, given, sizes, folds,
-                FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1, shift=args.shift, zoom=args.zoom, bf16=args.bf16),
+                FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1, lr=args.lr, shift=args.shift, zoom=args.zoom, bf16=args.bf16),
                 progress=progress_epoch, out=flag_logits, budget_s=budget, epochs_run=flag_epochs_run, keep=finals,
             )
             stage_seconds["finetune"] = time.monotonic() - t
@@ -531,7 +534,7 @@ def main(argv: list[str] | None = None) -> dict:
                                      if flag_networks > 1 else 0)
                 cross_fitted_logits(
                     embedder, cache, given, sizes, folds,
-                    FinetuneConfig(epochs=flag_epochs, blocks=blocks, seed=args.seed + 1, shift=args.shift, zoom=args.zoom, bf16=args.bf16), progress=progress_epoch,
+                    FinetuneConfig(epochs=flag_epochs, blocks=blocks, seed=args.seed + 1, lr=args.lr, shift=args.shift, zoom=args.zoom, bf16=args.bf16), progress=progress_epoch,
                     # Shares are by rows x epochs; the flag networks get 15% slack over theirs (a timed
                     # batch slightly overestimates an epoch), the final networks whatever is left.
                     out=flag_logits, budget_s=min(budget * (1 - share) * 1.15, budget), epochs_run=flag_epochs_run,
@@ -554,7 +557,7 @@ def main(argv: list[str] | None = None) -> dict:
                     say(f"final network {k + 1}/{args.final_networks}: trained on {len(final_rows)}")
                 finals.append(finetune_layer4(
                     embedder, cache, given["articleType"], len(names["articleType"]), rows=final_rows, attributes=attrs,
-                    cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1000 * k, shift=args.shift, zoom=args.zoom,
+                    cfg=FinetuneConfig(epochs=args.epochs, blocks=blocks, seed=args.seed + 1000 * k, lr=args.lr, shift=args.shift, zoom=args.zoom,
                                        bf16=args.bf16, time_budget_s=left),
                     progress=progress_epoch,
                 ))
@@ -702,6 +705,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "knn_hflip": bool(args.knn_hflip),
         "knn_posterior_weight": args.knn_posterior_weight,
+        "lr": args.lr,
         "stage_seconds": {k: round(v, 1) for k, v in stage_seconds.items()},
         "seed": args.seed,
     })

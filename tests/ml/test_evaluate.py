@@ -287,3 +287,24 @@ def test_steadiest_timings_measure_every_choice_twice_and_keep_the_faster_readin
     assert evaluate.steadiest_timings(measure, [9, 6, 3]) == {9: 0.0086, 6: 0.0058, 3: 0.0040}
     assert calls == [9, 6, 3, 3, 6, 9]
     assert list(evaluate.steadiest_timings(lambda b: 1.0, [9])) == [9]
+
+
+def test_lr_reaches_every_fine_tuning_run_and_the_json_line(tmp_path, monkeypatch, capsys):
+    rates = []
+    real_finetune = evaluate.finetune_layer4
+
+    def recording_finetune(*args, **kwargs):
+        rates.append(kwargs["cfg"].lr)
+        return real_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "finetune_layer4", recording_finetune)
+    styles = _catalog(tmp_path)
+    common = ["--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
+              "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--workers", "0", "--batch-size", "8", "--device", "cpu",
+              "--ensemble", "separate"]
+    result = evaluate.main(common + ["--lr", "0.0005"])
+    # Two flag networks, then three final networks: all at the rate asked for.
+    assert rates == [0.0005] * 5 and result["lr"] == 0.0005
+    with pytest.raises(SystemExit):
+        evaluate.main(common + ["--lr", "0"])
+    assert "--lr must be above 0" in capsys.readouterr().err
