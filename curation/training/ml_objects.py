@@ -13,7 +13,7 @@ from django.conf import settings
 from ml.backbone import Embedder
 from ml.config import BackboneConfig
 
-_embedders: dict[str, Embedder] = {}
+_embedders: dict[tuple, Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
@@ -33,7 +33,9 @@ def backbone_config() -> BackboneConfig:
 def embedder_for(cfg: BackboneConfig | None = None) -> Embedder:
     """One Embedder per feature space and process: building ResNet-50 costs about a second."""
     cfg = cfg or backbone_config()
-    key = cfg.key()
+    # The feature space and how it is computed: two settings that differ only in ML_BF16 or
+    # ML_DEVICE share a key but must not share an embedder (bf16 features round differently).
+    key = (cfg.key(), cfg.device, cfg.bf16, cfg.batch_size, cfg.num_workers)
     with _embedders_lock:
         embedder = _embedders.get(key)
         if embedder is None:

@@ -102,3 +102,17 @@ def test_other_process_activation_is_picked_up_after_check_interval(tiny_catalog
     EmbeddingSet.objects.filter(pk=first.pk).update(is_active=False)
     EmbeddingSet.objects.filter(pk=second.pk).update(is_active=True)
     assert serving.active_embeddings().version_id == second.pk
+
+
+def test_one_embedder_per_feature_space_and_way_of_computing_it(settings):
+    """bf16 features round differently: an embedder built while ML_BF16 was on must not serve a
+    process (or a test) that asks for fp32 under the same backbone key, and vice versa."""
+    from curation.training.ml_objects import embedder_for
+
+    first = embedder_for()
+    assert embedder_for() is first  # building ResNet-50 costs about a second: built once
+    settings.ML_BF16 = not settings.ML_BF16
+    other = embedder_for()
+    assert other is not first and other.cfg.bf16 == settings.ML_BF16 and other.key == first.key
+    settings.ML_BF16 = not settings.ML_BF16
+    assert embedder_for() is first

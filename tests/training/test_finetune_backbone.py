@@ -190,7 +190,9 @@ def test_catalog_flags_after_the_switch_read_the_base_weights_features(tiny_labe
     assert not base_set.is_active and base_set.count == 24
     base = read_embedding_files(artifact_abspath(base_set.vectors_path))
     base_of = dict(zip(base.product_ids.tolist(), np.asarray(base.vectors)))
-    np.testing.assert_allclose(base_of[tiny_labels[0].pk], _embedder("none").embed_paths([tiny_labels[0].image.path])[0], rtol=1e-4, atol=1e-5)
+    # fp32 both, but in batches of different sizes: oneDNN may pick other kernels (on an AMX
+    # processor one value in 2,048 differed by 2e-4 of itself); a fine-tuned feature differs wholly.
+    np.testing.assert_allclose(base_of[tiny_labels[0].pk], _embedder("none").embed_paths([tiny_labels[0].image.path])[0], rtol=1e-3, atol=1e-4)
 
     settings.ML_WEIGHTS = str(out)
     late = make_product(category="Apparel > Topwear > Shirts", color=(10, 200, 200), colour="Teal", product_model="late")  # a new image
