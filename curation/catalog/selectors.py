@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from django.db.models import Q, QuerySet
 
 from curation.catalog.models import Category, DemoTruth, Product
+
+# Ids per ``id__in`` query when a service reads or updates rows for a whole catalog: one SQL
+# parameter per id, and SQLite refuses more than 250,000 in one statement (Debian's build; SQLite's
+# own default is 32,766), so a 300,000-product catalog would fail there in one query.
+IN_QUERY_CHUNK = 5000
+
+
+def id_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    """The distinct ``ids``, ascending, in lists of at most ``IN_QUERY_CHUNK``: for ``id__in``
+    filters over catalog-sized sets (ascending, so chunks read in turn keep the rows in id order)."""
+    unique = sorted({int(i) for i in ids})
+    for start in range(0, len(unique), IN_QUERY_CHUNK):
+        yield unique[start : start + IN_QUERY_CHUNK]
 
 
 def product_list(

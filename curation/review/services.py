@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from curation.catalog.models import Category, Product
+from curation.catalog.selectors import id_chunks
 from curation.review.models import CatalogFlag
 
 Kind = CatalogFlag.Kind
@@ -77,8 +78,8 @@ def _class_values_as_text(*, kind: str, class_values: Sequence) -> list[str]:
 
 def _confirmed_values(*, kind: str, product_ids: Iterable[int]) -> set[tuple[int, str]]:
     """(product, value) pairs a merchandiser decided on: kept, accepted or chose that value."""
-    rows = CatalogFlag.objects.filter(kind=kind, product_id__in=list(product_ids), state__in=DECIDED_STATES)
-    return set(rows.values_list("product_id", "decided_value"))
+    decided = CatalogFlag.objects.filter(kind=kind, state__in=DECIDED_STATES)
+    return {row for chunk in id_chunks(product_ids) for row in decided.filter(product_id__in=chunk).values_list("product_id", "decided_value")}
 
 
 def _path_ratios(proba: np.ndarray, values: Sequence[str], current: Sequence[str], *, hierarchical: bool) -> np.ndarray:
@@ -148,7 +149,7 @@ def flags_refresh(*, model_version, kind: str, product_ids: Sequence[int], proba
         max_ratio, reflag_ratio = settings.FLAG_COLOUR_MAX_PATH_RATIO, settings.FLAG_COLOUR_REFLAG_MAX_PATH_RATIO
     else:
         max_ratio, reflag_ratio = settings.FLAG_MAX_PATH_RATIO, settings.FLAG_REFLAG_MAX_PATH_RATIO
-    products = {p.id: p for p in Product.objects.filter(id__in=ids).select_related("category")}
+    products = {p.id: p for chunk in id_chunks(ids) for p in Product.objects.filter(id__in=chunk).select_related("category")}
     missing = [pid for pid in ids if pid not in products]
     if missing:
         raise ReviewError(f"product_ids not in the catalog: {missing[:10]}{' …' if len(missing) > 10 else ''}")
@@ -189,7 +190,8 @@ def flags_refresh(*, model_version, kind: str, product_ids: Sequence[int], proba
         )
 
     with transaction.atomic():
-        superseded = CatalogFlag.objects.filter(kind=kind, state=State.OPEN, product_id__in=ids).update(state=State.SUPERSEDED)
+        open_flags = CatalogFlag.objects.filter(kind=kind, state=State.OPEN)
+        superseded = sum(open_flags.filter(product_id__in=chunk).update(state=State.SUPERSEDED) for chunk in id_chunks(ids))
         CatalogFlag.objects.bulk_create(new_flags, batch_size=500)
     return RefreshResult(created=len(new_flags), superseded=superseded, skipped_confirmed=skipped, compared=compared)
 

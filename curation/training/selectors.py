@@ -8,6 +8,7 @@ from itertools import combinations
 from django.db.models import Max
 
 from curation.catalog.models import Product
+from curation.catalog.selectors import id_chunks
 from curation.pairs.models import Outfit, OutfitItem, PairLabel
 from curation.training.models import EmbeddingSet, ModelVersion, PipelineRun
 
@@ -71,15 +72,14 @@ def product_attribute_values(product_ids, names) -> list[tuple[str, ...]]:
 def product_categories_and_attributes(product_ids, names) -> tuple[list[int], list[tuple[str, ...]]]:
     """Each product's category id (-1 where it no longer exists) and its values of the named side
     attributes ("" where it has none), in the order of ``product_ids``: one query per 5,000 products
-    for both, as a type-aware pair model reads both on every request."""
+    for both (``id_chunks``), as a type-aware pair model reads both on every request."""
     names = list(names)
     fields = [n for n in names if n in PRODUCT_ATTRIBUTE_FIELDS]
     extra = [n for n in names if n not in PRODUCT_ATTRIBUTE_FIELDS]
     ids = [int(p) for p in product_ids]
-    unique = sorted(set(ids))
     found: dict[int, tuple[int, tuple[str, ...]]] = {}
-    for start in range(0, len(unique), 5000):
-        rows = Product.objects.filter(id__in=unique[start : start + 5000]).values_list("id", "category_id", *fields, "attributes")
+    for chunk in id_chunks(ids):
+        rows = Product.objects.filter(id__in=chunk).values_list("id", "category_id", *fields, "attributes")
         for pid, category_id, *values, attributes in rows:
             by_name = dict(zip(fields, values))
             attributes = attributes if isinstance(attributes, dict) else {}

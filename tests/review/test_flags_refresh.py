@@ -167,3 +167,35 @@ def test_path_ratio_counts_every_level_of_the_category_path():
     # Colours have one level; a value the model has no class for is as doubtful as it gets.
     colours = _path_ratios(np.array([[0.6, 0.4], [0.6, 0.4]]), ["Red", "Blue"], ["Blue", "Green"], hierarchical=False)
     assert colours[0] == pytest.approx(0.4 / 0.6) and colours[1] == pytest.approx(1e-6 / 0.6)
+
+
+def test_a_catalog_read_in_chunks_flags_supersedes_and_respects_decisions_the_same(raise_flags, catalog, model_version, make_user,
+                                                                                  monkeypatch):
+    """Catalog-sized id lists go to the database in chunks (SQLite takes at most 250,000 parameters
+    per statement); two ids per chunk here, so every step below spans three chunks."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from curation.catalog import selectors
+    from curation.training.models import ModelVersion
+
+    monkeypatch.setattr(selectors, "IN_QUERY_CHUNK", 2)
+    first = raise_flags({0: (1, 0.8), 3: (0, 0.9), 5: (1, 0.9)})
+    assert first.created == 3 and first.compared == 6
+    flag_decide(flag_id=CatalogFlag.objects.get(product=catalog[5]).id, user=make_user("merchandiser"), action="keep")
+    newer = ModelVersion.objects.create(kind="category", status="ready")
+    with CaptureQueriesContext(connection) as queries:
+        again = raise_flags({0: (2, 0.7), 5: (1, 0.9)}, version=newer)
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert sum(sql.startswith("UPDATE") and "review_catalogflag" in sql for sql in statements) == 3  # one per chunk
+    # p0 and p3 (first and second chunk) superseded; p5's kept value (third chunk) not flagged again.
+    assert again.superseded == 2 and again.created == 1 and again.skipped_confirmed == 1
+    assert [(f.product_id, f.predicted_value) for f in CatalogFlag.objects.filter(state="open")] == [(catalog[0].id, SHOES)]
+
+
+def test_id_chunks_are_distinct_ascending_and_bounded(monkeypatch):
+    from curation.catalog import selectors
+
+    monkeypatch.setattr(selectors, "IN_QUERY_CHUNK", 3)
+    assert list(selectors.id_chunks([9, 2, 7, 2, np.int64(5), 1, 8, 3])) == [[1, 2, 3], [5, 7, 8], [9]]
+    assert list(selectors.id_chunks([])) == []

@@ -116,3 +116,18 @@ def test_one_embedder_per_feature_space_and_way_of_computing_it(settings):
     assert other is not first and other.cfg.bf16 == settings.ML_BF16 and other.key == first.key
     settings.ML_BF16 = not settings.ML_BF16
     assert embedder_for() is first
+
+
+def test_catalog_images_of_many_products_are_read_in_chunks_in_id_order(tiny_catalog, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from curation.catalog import selectors
+    from curation.training.services.embeddings import catalog_images
+
+    monkeypatch.setattr(selectors, "IN_QUERY_CHUNK", 5)
+    wanted = [p.id for p in tiny_catalog][::-1][:12]  # asked for in any order
+    with CaptureQueriesContext(connection) as queries:
+        images, skipped = catalog_images(product_ids=wanted)
+    assert [image.product_id for image in images] == sorted(wanted) and skipped == []
+    assert len(queries.captured_queries) == 3  # 12 ids, 5 per query

@@ -13,6 +13,7 @@ from django.db import transaction
 from PIL import Image
 
 from curation.catalog.models import Product
+from curation.catalog.selectors import id_chunks
 from curation.training import embedding_files
 from curation.training.ml_objects import artifact_abspath, artifacts_root, backbone_config, embedder_for
 from curation.training.models import EmbeddingSet, ModelVersion
@@ -48,11 +49,11 @@ def catalog_images(*, product_ids: Iterable[int] | None = None) -> tuple[list[Ca
     """Products with a readable image file, and "SKU: reason" for those without one."""
     media = Path(settings.MEDIA_ROOT)
     rows = Product.objects.exclude(image="").order_by("id")
-    if product_ids is not None:
-        rows = rows.filter(id__in=list(product_ids))
+    # Ascending chunks of ascending rows: the whole catalog's id order either way.
+    queries = [rows] if product_ids is None else [rows.filter(id__in=chunk) for chunk in id_chunks(product_ids)]
     images: list[CatalogImage] = []
     skipped: list[str] = []
-    for pid, sku, name, sha in rows.values_list("id", "sku", "image", "image_sha256"):
+    for pid, sku, name, sha in (row for query in queries for row in query.values_list("id", "sku", "image", "image_sha256")):
         path = media / name
         if not path.is_file():
             skipped.append(f"{sku}: image file {path} is missing")

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from curation.catalog.models import Product
+from curation.catalog.selectors import id_chunks
 from curation.training import embedding_files, evaluation, selectors
 from curation.training.ml_objects import artifact_abspath, backbone_config, load_model, save_model
 from curation.training.models import EmbeddingSet, ModelVersion, PipelineRun
@@ -319,7 +320,8 @@ def _dataset(embedding_set: EmbeddingSet) -> Dataset:
     ids = files.product_ids
     info = {
         pid: (cat, colour or "", model or sku, verified is not None)
-        for pid, cat, colour, model, sku, verified in Product.objects.filter(id__in=ids.tolist()).values_list(
+        for chunk in id_chunks(ids.tolist())
+        for pid, cat, colour, model, sku, verified in Product.objects.filter(id__in=chunk).values_list(
             "id", "category_id", "colour", "product_model", "sku", "category_verified_at"
         )
     }
