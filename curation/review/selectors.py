@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from curation.catalog.models import AttributeChange, Category, CategoryChange, Product
+from curation.catalog.selectors import id_chunks
 from curation.review.models import CatalogFlag
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ def training_sample_weights(product_ids: Sequence[int], *, kind: str = CatalogFl
     """
     ids = [int(p) for p in product_ids]
     field = "category_verified_at" if kind == CatalogFlag.Kind.CATEGORY else "colour_verified_at"
-    verified = set(Product.objects.filter(id__in=ids, **{f"{field}__isnull": False}).values_list("id", flat=True))
+    confirmed = Product.objects.filter(**{f"{field}__isnull": False})
+    verified = {pid for chunk in id_chunks(ids) for pid in confirmed.filter(id__in=chunk).values_list("id", flat=True)}
     weight = float(settings.REVIEW_VERIFIED_SAMPLE_WEIGHT)
     return np.array([weight if pid in verified else 1.0 for pid in ids], dtype=np.float32)
 

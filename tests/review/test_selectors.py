@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from curation.review import selectors
 from curation.review.models import CatalogFlag
@@ -40,7 +42,7 @@ def test_stats_count_fixed_kept_and_precision(raise_flags, make_user):
     assert stats.precision == pytest.approx(2 / 3, abs=1e-4)
 
 
-def test_training_sample_weights_weigh_verified_products_up(raise_flags, catalog, make_user, settings):
+def test_training_sample_weights_weigh_verified_products_up(raise_flags, catalog, make_user, settings, monkeypatch):
     settings.REVIEW_VERIFIED_SAMPLE_WEIGHT = 4.0
     merch = make_user("merchandiser")
     raise_flags({0: (1, 0.7), 3: (0, 0.95)})
@@ -52,6 +54,13 @@ def test_training_sample_weights_weigh_verified_products_up(raise_flags, catalog
     assert weights.dtype == np.float32 and weights.shape == (6,)
     assert weights.tolist() == [4.0, 1.0, 1.0, 4.0, 1.0, 1.0]
     assert selectors.training_sample_weights(ids, kind="colour").tolist() == [1.0] * 6
+    # A whole catalog's ids go to the database in chunks (SQLite's limit on parameters per statement).
+    from curation.catalog import selectors as catalog_selectors
+
+    monkeypatch.setattr(catalog_selectors, "IN_QUERY_CHUNK", 2)
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.training_sample_weights(ids[::-1]).tolist() == [1.0, 1.0, 4.0, 1.0, 1.0, 4.0]
+    assert len(queries.captured_queries) == 3
 
 
 def test_history_lists_flag_change_and_decision(raise_flags, catalog, make_user):
