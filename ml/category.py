@@ -138,6 +138,34 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp((lo + hi) / 2))
 
 
+def fit_pool_weights(scores: Sequence[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Weights w of a log-linear pool softmax(sum_k w_k * scores_k) of several models' held-out
+    scores (logits or log-probabilities, each (N, C)), minimising the negative log-likelihood of
+    ``labels`` (rows with label -1 ignored): a stacked blend that is calibrated by construction (a
+    model that adds nothing gets a weight near 0; two that agree share their weight instead of
+    doubling their confidence). Equal weights summing to 1 when there are fewer than 2 labelled rows."""
+    labels = np.asarray(labels)
+    keep = labels >= 0
+    k = len(scores)
+    if k == 0:
+        raise ValueError("no scores to pool")
+    if keep.sum() < 2:
+        return np.full(k, 1.0 / k)
+    z = torch.stack([torch.as_tensor(np.asarray(s)[keep], dtype=torch.float64) for s in scores])
+    y = torch.as_tensor(labels[keep], dtype=torch.long)
+    w = torch.full((k,), 1.0 / k, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(torch.einsum("k,knc->nc", w, z), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy().copy()
+
+
 def _check_inputs(features, labels, n_classes, sample_weight, attributes):
     features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)

@@ -4,6 +4,7 @@ import pytest
 from ml.category import (
     CategoryConfig,
     CategoryModel,
+    fit_pool_weights,
     fit_temperature,
     make_folds,
     out_of_fold_attribute_proba,
@@ -94,6 +95,38 @@ def test_temperature_fits_overconfident_logits():
     t = fit_temperature(logits, labels)
     p = 1 / (1 + np.exp(-4.0 / t))
     assert abs(p - 0.75) < 0.03
+
+
+def test_pool_weights_trust_the_informative_model_and_share_between_copies():
+    rng = np.random.default_rng(0)
+    n, c = 3000, 5
+    true_logits = rng.normal(0, 2, (n, c))
+    labels = np.array([rng.choice(c, p=np.exp(z) / np.exp(z).sum()) for z in true_logits])
+    noise = rng.normal(0, 2, (n, c))
+    # A model that knows the generating logits and one that is noise: the noise gets about nothing,
+    # the informed one about its true scale.
+    informed, useless = fit_pool_weights([true_logits, noise], labels)
+    assert abs(informed - 1.0) < 0.1 and abs(useless) < 0.05
+    # The same model twice: the pool does not double its confidence, the copies share the weight.
+    first, second = fit_pool_weights([true_logits, true_logits], labels)
+    assert abs(first + second - 1.0) < 0.1
+    # Two half-informed models (each sees the logits at half scale plus its own noise) are worth
+    # more together than either alone.
+    half_a = true_logits / 2 + rng.normal(0, 1, (n, c))
+    half_b = true_logits / 2 + rng.normal(0, 1, (n, c))
+    w = fit_pool_weights([half_a, half_b], labels)
+    assert w.min() > 0.4
+
+    def nll(scores, weights):
+        z = sum(wk * sk for wk, sk in zip(weights, scores))
+        z = z - z.max(1, keepdims=True)
+        return -np.mean(z[np.arange(n), labels] - np.log(np.exp(z).sum(1)))
+
+    assert nll([half_a, half_b], w) < min(nll([half_a], fit_pool_weights([half_a], labels)), nll([half_b], fit_pool_weights([half_b], labels)))
+    # Unlabelled rows (-1) are ignored; with under two labelled rows the weights are equal.
+    np.testing.assert_allclose(fit_pool_weights([true_logits[:3], noise[:3]], np.array([-1, 2, -1])), [0.5, 0.5])
+    with pytest.raises(ValueError, match="no scores"):
+        fit_pool_weights([], labels)
 
 
 def test_bad_labels_name_the_row(clustered):

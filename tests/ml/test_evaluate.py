@@ -308,3 +308,49 @@ def test_lr_reaches_every_fine_tuning_run_and_the_json_line(tmp_path, monkeypatc
     with pytest.raises(SystemExit):
         evaluate.main(common + ["--lr", "0"])
     assert "--lr must be above 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weights, source", [((1.0, 0.0), "fine_tuned"), ((0.0, 1.0), "frozen_head"), (None, "off")])
+def test_the_frozen_head_blend_classifies_flags_and_ranks_by_its_fitted_weights(tmp_path, monkeypatch, weights, source):
+    fitted, head_rows = [], []
+
+    def fixed_weights(scores, labels):
+        fitted.append((len(scores), len(labels)))
+        return np.array(weights, dtype=np.float64)
+
+    real_train = evaluate.train_category_model
+
+    def recording_train(features, *args, **kwargs):
+        head_rows.append(len(features))
+        return real_train(features, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "fit_pool_weights", fixed_weights)
+    monkeypatch.setattr(evaluate, "train_category_model", recording_train)
+    styles = _catalog(tmp_path)
+    result = evaluate.main([
+        "--styles", str(styles), "--images", str(tmp_path), "--backbone", "resnet18", "--image-size", "32", "--epochs", "1",
+        "--flag-epochs", "1", "--blocks", "1", "--flag-networks", "2", "--folds", "2", "--workers", "0", "--batch-size", "8",
+        "--device", "cpu", "--ensemble", "separate", "--dump", str(tmp_path / "flags.npz"),
+        *(["--no-frozen-head"] if weights is None else []),
+    ])
+    dump = np.load(tmp_path / "flags.npz")
+    if weights is None:
+        assert result["frozen_head"] is False and not fitted and not head_rows
+        assert "frozen_head_weights" not in result and "blend_articleType" not in dump.files
+        return
+    # One pair of weights per level (articleType, subCategory, masterCategory), each fitted on the
+    # train split's cross-fitted scores of both models.
+    assert result["frozen_head"] is True and len(fitted) == 3 and {f for f in fitted} == {(2, fitted[0][1])}
+    n_train = fitted[0][1]
+    assert 0 < n_train < 40 and result["frozen_head_weights"] == {level: list(weights) for level in evaluate.LEVELS[::-1]}
+    # The test split's frozen head learned from what the final networks learned from.
+    assert head_rows == [n_train - result["cleaned_train_rows"]]
+    # The classes, the flags and what --dump keeps all follow the blend.
+    assert result["article_type_accuracy"] == result[f"article_type_accuracy_{source}"]
+    if source == "fine_tuned":
+        assert result["flag_precision_at_recall_0_8"] == result["flag_precision_at_recall_0_8_fine_tuned"]
+        np.testing.assert_allclose(dump["blend_articleType"], dump["logits_articleType"], rtol=1e-6)
+        assert result["knn_precision_at_10"] == result["knn_precision_at_10_fine_tuned_posterior"]
+    else:
+        assert result["sub_category_accuracy"] == result["sub_category_accuracy_frozen_head"]
+        assert not np.allclose(dump["blend_articleType"], dump["logits_articleType"])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.backbone import Embedder
+from ml.backbone import Embedder, _PathDataset
 from ml.finetune import (
     FinetuneConfig,
     backbone_tail,
@@ -11,6 +11,7 @@ from ml.finetune import (
     finetune_predict_logits,
     layer3_cache,
     layer4_embed,
+    pooled_levels,
 )
 
 
@@ -31,6 +32,38 @@ def test_cache_can_bring_the_backbones_own_embeddings_along(tiny_cfg, image_path
     cache, features = layer3_cache(emb, image_paths, blocks=blocks, with_features=True)
     assert torch.equal(cache, layer3_cache(emb, image_paths, blocks=blocks))
     np.testing.assert_allclose(features, emb.embed_paths(image_paths), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("blocks", [None, 1, 3, 4])
+def test_cache_can_bring_the_untouched_backbones_multi_level_features_along(tiny_cfg, image_paths, blocks):
+    emb = Embedder(tiny_cfg)
+    cache, features, levels = layer3_cache(emb, image_paths, blocks=blocks, with_features=True, with_levels=True)
+    cache_only, levels_only = layer3_cache(emb, image_paths, blocks=blocks, with_levels=True)
+    assert torch.equal(cache, layer3_cache(emb, image_paths, blocks=blocks)) and torch.equal(cache, cache_only)
+    np.testing.assert_array_equal(levels, levels_only)
+    # Whether layer3 ends inside the frozen part (blocks=1: the cache is inside layer4) or among the
+    # remaining blocks, the features are layer2 and layer4 averaged over the map and layer3 over
+    # each quarter, from one pass of the untouched backbone.
+    m = emb.model
+    with torch.inference_mode():
+        x = torch.cat([emb.preprocess(batch) for _, batch in emb._loader(_PathDataset(image_paths, tiny_cfg.image_size), 4)])
+        views = []
+        for image in (x, x.flip(-1)):
+            l2 = m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(image))))))
+            l3 = m.layer3(l2)
+            l4 = m.layer4(l3)
+            views.append((l2, l3, l4))
+        one_view = pooled_levels(*views[0]).numpy()
+        # The mirror image's quarters go back to the original's order before the two are averaged.
+        direct = (one_view + pooled_levels(*views[1], mirrored=True).numpy()) / 2
+        c2, c3, c4 = l2.shape[1], l3.shape[1], l4.shape[1]
+        unaligned = (one_view + pooled_levels(*views[1]).numpy()) / 2
+    assert levels.shape == (8, c2 + 4 * c3 + c4) == direct.shape and levels.dtype == np.float32
+    np.testing.assert_allclose(levels, direct, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(levels, unaligned, rtol=1e-3, atol=1e-4)
+    # layer4's part, without the mirror image, is the backbone's own embedding.
+    np.testing.assert_allclose(one_view[:, -c4:], features, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(levels[:, c2 : c2 + c3], levels[:, c2 + c3 : c2 + 2 * c3])  # the quarters differ
 
 
 @pytest.mark.parametrize("blocks", [1, 2])
