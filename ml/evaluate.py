@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.blocks > tail_blocks:
         say(f"{args.backbone} has {tail_blocks} bottleneck blocks in layer3+layer4; fine-tuning all {tail_blocks}")
     blocks = min(args.blocks, tail_blocks) if args.epochs > 0 else len(embedder.model.layer4)
-    use_frozen_head = bool(args.frozen_head and args.epochs > 0 and (args.flag_networks > 0))
+    use_frozen_head = bool(args.frozen_head and args.epochs > 0 and args.flag_networks > 0)
     cached = layer3_cache(embedder, [r["path"] for r in rows], blocks=blocks, progress=ProgressLine("decode + frozen layers"),
                           with_levels=use_frozen_head)
     cache, frozen_levels = cached if use_frozen_head else (cached, None)

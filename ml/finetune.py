@@ -121,8 +121,9 @@ def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int
         progress(0, total)
     for idx, batch in embedder._loader(_PathDataset(paths, embedder.cfg.image_size), embedder.cfg.batch_size):
         with torch.inference_mode(), torch.autocast(embedder.device.type, dtype=torch.bfloat16, enabled=embedder.use_bf16):
+            x = embedder.preprocess(batch)
             taps = {} if with_levels else None
-            h = frozen_part(model, embedder.preprocess(batch), blocks, taps=taps)
+            h = frozen_part(model, x, blocks, taps=taps)
             if with_features or with_levels:
                 f = h
                 for position, block in enumerate(rest, start=max(n_frozen, 0)):
@@ -134,7 +135,7 @@ def layer3_cache(embedder: Embedder, paths: Sequence[str | Path], *, blocks: int
                 if taps is not None:
                     pooled = pooled_levels(taps["layer2"], taps["layer3"], f).float()
                     mirror_taps: dict = {}
-                    g = frozen_part(model, embedder.preprocess(batch).flip(-1), 0, taps=mirror_taps)
+                    g = frozen_part(model, x.flip(-1), 0, taps=mirror_taps)  # 0 trained blocks: the whole backbone
                     pooled = ((pooled + pooled_levels(mirror_taps["layer2"], mirror_taps["layer3"], g, mirrored=True).float()) / 2).cpu().numpy()
                     if levels is None:
                         levels = np.empty((total, pooled.shape[1]), np.float32)
